@@ -1,0 +1,203 @@
+"""The one typed configuration that flows through training, evaluation and the app.
+
+``ModelConfig``'s fields are exactly :class:`gioada.GIOAda`'s keyword arguments, so
+``GIOAda(**asdict(cfg.model))`` builds the model and ``save_hyperparameters()`` round-trips it.
+Override with :func:`dataclasses.replace` or :func:`with_overrides`; unknown keys and wrong types raise.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """GIOAda's hyper-parameters (constructor arguments)."""
+
+    num_classes: int = 10
+    pretrained_backbone: bool = False
+    init_lr: float = 1e-3
+    betas: tuple[float, float] = (0.5, 0.999)
+    num_epochs: int = 1
+    num_steps_per_epoch: int = 1000
+    lam_input: float = 0.05
+    lam_output: float = 0.01
+    lam_depth: float = 0.5
+    # Extras beyond the reference design (all with defaults).
+    task_width: int = 32             # channels of the task backbone's first stage
+    transform_width: int = 32        # channels of G's first stage
+    disc_width: int = 32             # channels of each discriminator's first stage
+    output_stride: int = 8           # task backbone's output stride: 8 or 16
+    backbone_weights: str | None = None  # local .safetensors file for pretrained_backbone=True
+    max_depth: float = 80.0          # metres; depth is predicted and compared in [0, max_depth]
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        _require(self.num_classes >= 2, "num_classes", self.num_classes, "an integer >= 2")
+        _require(0 < self.init_lr <= 1, "init_lr", self.init_lr, "a learning rate in (0, 1]")
+        _require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas", self.betas,
+                 "two numbers in [0, 1), e.g. (0.5, 0.999)")
+        _require(self.num_epochs >= 1, "num_epochs", self.num_epochs, "an integer >= 1")
+        _require(self.num_steps_per_epoch >= 1, "num_steps_per_epoch", self.num_steps_per_epoch, "an integer >= 1")
+        for name in ("lam_input", "lam_output", "lam_depth"):
+            _require(0 <= getattr(self, name) <= 100, name, getattr(self, name), "a number in [0, 100]")
+        for name in ("task_width", "transform_width", "disc_width"):
+            _require(4 <= getattr(self, name) <= 512, name, getattr(self, name), "an integer in [4, 512]")
+        _require(self.output_stride in (8, 16), "output_stride", self.output_stride, "8 or 16")
+        _require(self.max_depth > 0, "max_depth", self.max_depth, "a positive number of metres")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where batches come from and how big they are."""
+
+    source: str = "sim"              # "sim", or "KIND:PATH" for a dataset on disk (see gioada.data)
+    target: str = "sim"
+    label_space: str = "vkitti10"
+    height: int = 64
+    width: int = 192
+    batch_size: int = 8
+    shift: float = 1.0               # the simulator's target-domain shift strength, 0..2
+    shift_off: tuple[str, ...] = ()  # simulator shift components switched off, e.g. ("haze",)
+    oracle: bool = False             # train on *target* labels: the upper bound, never an adaptation run
+    val_scenes: int = 64             # held-out target scenes used for validation
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        for name in ("height", "width"):
+            v = getattr(self, name)
+            _require(32 <= v <= 2048 and v % 16 == 0, name, v, "a multiple of 16 in [32, 2048]")
+        _require(1 <= self.batch_size <= 512, "batch_size", self.batch_size, "an integer in [1, 512]")
+        _require(0 <= self.shift <= 2, "shift", self.shift, "a number in [0, 2]")
+        _require(1 <= self.val_scenes <= 100_000, "val_scenes", self.val_scenes, "an integer in [1, 100000]")
+        _require(0 <= self.num_workers <= 64, "num_workers", self.num_workers, "an integer in [0, 64]")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole training run: model, data, and how long / where to train."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    steps: int = 1000
+    seed: int = 0
+    val_every: int = 250             # validate every N training steps (and at the end)
+    accelerator: str = "auto"        # "auto" picks a GPU when present
+    devices: int = 1
+    num_nodes: int = 1
+    precision: str = "32-true"       # or "bf16-mixed" on a GPU
+    init_from: str | None = None     # checkpoint folder to start from (weights only)
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        _require(1 <= self.steps <= 10_000_000, "steps", self.steps, "an integer in [1, 10000000]")
+        _require(0 <= self.seed < 2**31, "seed", self.seed, "an integer in [0, 2^31)")
+        _require(self.val_every >= 1, "val_every", self.val_every, "an integer >= 1")
+        _require(self.accelerator in ("auto", "cpu", "gpu", "cuda", "mps"), "accelerator", self.accelerator,
+                 "one of auto, cpu, gpu")
+        _require(self.devices >= 1 and self.num_nodes >= 1, "devices", self.devices, "an integer >= 1")
+        _require(self.precision in ("32-true", "bf16-mixed", "16-mixed"), "precision", self.precision,
+                 "32-true, bf16-mixed or 16-mixed")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        return _from_dict(cls, d)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RunConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def with_overrides(cfg: RunConfig, **overrides: Any) -> RunConfig:
+    """``cfg`` with dotted-key overrides, e.g. ``with_overrides(cfg, **{"model.lam_input": 0.0})``."""
+    d = cfg.to_dict()
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        node = d
+        for p in parents:
+            if not isinstance(node.get(p), dict):
+                raise ValueError(f"unknown config key {key!r}")
+            node = node[p]
+        if leaf not in node:
+            raise ValueError(f"unknown config key {key!r}; valid keys here: {sorted(node)}")
+        node[leaf] = value
+    return RunConfig.from_dict(d)
+
+
+# ---------------------------------------------------------------------------------------------------
+def _require(ok: bool, name: str, value: Any, valid: str) -> None:
+    if not ok:
+        raise ValueError(f"{name}={value!r} is invalid: expected {valid}")
+
+
+def _check_types(obj: Any) -> None:
+    """Coerce exact JSON-ish values (lists -> tuples, ints -> floats) and reject wrong types."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        coerced = _coerce(value, hints[f.name], f.name)
+        if coerced is not value:
+            object.__setattr__(obj, f.name, coerced)
+
+
+def _coerce(value: Any, tp: Any, name: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(value, inner, name)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{name}={value!r} should be a list")
+        inner = args[:1] * len(value) if (len(args) == 2 and args[1] is Ellipsis) else args
+        if len(inner) != len(value):
+            raise ValueError(f"{name}={value!r} should have {len(inner)} items")
+        return tuple(_coerce(v, t, name) for v, t in zip(value, inner))
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name}={value!r} should be a number")
+        if not math.isfinite(value):
+            raise ValueError(f"{name}={value!r} should be a finite number")
+        return float(value)
+    if tp is int:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name}={value!r} should be an integer")
+        return value
+    if tp in (bool, str):
+        if not isinstance(value, tp):
+            raise TypeError(f"{name}={value!r} should be a {tp.__name__}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if isinstance(value, dict):
+            return _from_dict(tp, value)
+        raise TypeError(f"{name} should be a {tp.__name__} or a dict")
+    return value
+
+
+def _from_dict(cls: type, d: dict[str, Any]) -> Any:
+    if not isinstance(d, dict):
+        raise TypeError(f"{cls.__name__} expects a dict, got {type(d).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys {sorted(unknown)}; valid keys: {sorted(names)}")
+    hints = typing.get_type_hints(cls)
+    return cls(**{k: (_from_dict(hints[k], v) if dataclasses.is_dataclass(hints[k]) else v) for k, v in d.items()})

@@ -1,0 +1,57 @@
+"""Segmentation and depth metrics, as torchmetrics ``Metric``s so they sync across DDP ranks."""
+from __future__ import annotations
+
+import torch
+from torchmetrics import Metric
+from torchmetrics.classification import MulticlassJaccardIndex
+
+from .classes import IGNORE_INDEX
+
+
+def segmentation_metrics(num_classes: int) -> tuple[MulticlassJaccardIndex, MulticlassJaccardIndex]:
+    """(mIoU, per-class IoU) over all pixels seen, ignoring ``IGNORE_INDEX``."""
+    return (MulticlassJaccardIndex(num_classes, average="macro", ignore_index=IGNORE_INDEX),
+            MulticlassJaccardIndex(num_classes, average="none", ignore_index=IGNORE_INDEX))
+
+
+class DepthMetrics(Metric):
+    """Abs rel, RMSE (metres) and δ<1.25 over pixels with valid ground truth (0 < depth < max_depth).
+
+    Sky (at the far plane) is excluded, as in KITTI's depth evaluation.
+    """
+
+    full_state_update = False
+
+    def __init__(self, max_depth: float = 80.0) -> None:
+        super().__init__()
+        self.max_depth = max_depth
+        for name in ("abs_rel", "sq_err", "delta1", "count"):
+            self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+        """pred, target: B×1×H×W metres; labels (optional) B×H×W, ignored pixels are skipped."""
+        valid = (target > 0) & (target < self.max_depth * 0.999)
+        if labels is not None:
+            valid &= (labels != IGNORE_INDEX).unsqueeze(1)
+        p, t = pred[valid].double().clamp(min=1e-3), target[valid].double()
+        self.abs_rel += ((p - t).abs() / t).sum()
+        self.sq_err += ((p - t) ** 2).sum()
+        self.delta1 += (torch.maximum(p / t, t / p) < 1.25).double().sum()
+        self.count += t.numel()
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        n = self.count.clamp(min=1)
+        return {"abs_rel": self.abs_rel / n, "rmse": (self.sq_err / n).sqrt(), "delta1": self.delta1 / n}
+
+
+def image_miou(pred: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
+    """mIoU of one prediction H×W against labels H×W, over the classes present in either."""
+    valid = labels != IGNORE_INDEX
+    p, t = pred[valid], labels[valid]
+    ious = []
+    for k in range(num_classes):
+        inter = ((p == k) & (t == k)).sum().item()
+        union = ((p == k) | (t == k)).sum().item()
+        if union:
+            ious.append(inter / union)
+    return float(sum(ious) / len(ious)) if ious else float("nan")

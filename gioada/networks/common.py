@@ -1,0 +1,68 @@
+"""Building blocks shared by the networks."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..classes import IGNORE_INDEX
+
+
+def norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm: unlike BatchNorm its output does not depend on which domain fills the batch, so
+    the adversarial steps (target batch, then translated-source batch) cannot leak through batch
+    statistics, and train and eval modes behave alike."""
+    return nn.GroupNorm(min(8, channels // 4) or 1, channels)
+
+
+def conv_norm_act(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    pad = dilation * (kernel - 1) // 2
+    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, stride, pad, dilation=dilation, bias=False),
+                         norm(c_out), nn.ReLU(inplace=True))
+
+
+class ResidualBlock(nn.Module):
+    """Two 3×3 convolutions with a skip: B×C_in×H×W -> B×C_out×(H/stride)×(W/stride)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, dilation: int = 1) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(c_in, c_out, 3, stride, dilation, dilation=dilation, bias=False), norm(c_out),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c_out, c_out, 3, 1, dilation, dilation=dilation, bias=False), norm(c_out),
+        )
+        self.skip = (nn.Identity() if stride == 1 and c_in == c_out else
+                     nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), norm(c_out)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x) + self.skip(x))
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """The reference design's init: conv weights ~ N(0, std), biases 0; norms start at identity."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.GroupNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def one_hot_labels(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Class indices B×H×W (IGNORE_INDEX allowed) -> one-hot float B×K×H×W; ignored pixels are all 0.
+
+    A B×K×H×W float tensor is returned unchanged, so callers may pass either form.
+    """
+    if labels.dim() == 4:
+        if labels.shape[1] != num_classes:
+            raise ValueError(f"one-hot labels have {labels.shape[1]} channels, expected K={num_classes}")
+        return labels.float()
+    if labels.dim() != 3:
+        raise ValueError(f"labels must be B×H×W class indices or B×K×H×W one-hot, got shape {tuple(labels.shape)}")
+    labels = labels.long()
+    valid = labels != IGNORE_INDEX
+    if bool(((labels < 0) | (labels >= num_classes))[valid].any()):
+        raise ValueError(f"label indices must be in [0, {num_classes}) or {IGNORE_INDEX} (ignore)")
+    onehot = torch.nn.functional.one_hot(labels.clamp(0, num_classes - 1), num_classes)  # B×H×W×K
+    return (onehot * valid.unsqueeze(-1)).permute(0, 3, 1, 2).float()                # B×K×H×W

@@ -1,0 +1,44 @@
+"""The discriminators: a PatchGAN judging whether an input comes from the real (target) domain."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .common import init_weights
+
+
+class Discriminator(nn.Module):
+    """D: inputs B×C'×H×W -> probability B×1 that the input is real.
+
+    Fully convolutional: it scores each receptive field (``logits_map``: B×1×H/8×W/8), the losses use
+    those logits with ``BCEWithLogits`` (numerically stable), and ``forward`` averages the per-location
+    probabilities. ``confidence_map`` upsamples them to B×1×H×W to show *where* the input looks fake.
+
+    Args:
+        input_channels: C', 3 for images, K + 1 for task outputs (class probabilities + depth).
+        width: channels of the first layer.
+    """
+
+    def __init__(self, input_channels: int, *, width: int = 32) -> None:
+        super().__init__()
+        w = width
+        self.net = nn.Sequential(
+            nn.Conv2d(input_channels, w, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(w, 2 * w, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(2 * w, 4 * w, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(4 * w, 4 * w, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(4 * w, 1, 3, 1, 1))
+        init_weights(self)
+
+    def logits_map(self, inputs: torch.Tensor) -> torch.Tensor:
+        """B×C'×H×W -> per-location logits B×1×H/8×W/8."""
+        return self.net(inputs)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logits_map(inputs)).mean(dim=(2, 3))  # B×1
+
+    def confidence_map(self, inputs: torch.Tensor) -> torch.Tensor:
+        """B×C'×H×W -> probability "real" per location, upsampled to B×1×H×W."""
+        probs = torch.sigmoid(self.logits_map(inputs))
+        return F.interpolate(probs, size=inputs.shape[2:], mode="bilinear", align_corners=False)

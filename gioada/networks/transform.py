@@ -1,0 +1,54 @@
+"""The image transform network G: synthetic image + labels + depth -> "real-looking" image."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .common import ResidualBlock, conv_norm_act, init_weights, one_hot_labels
+
+
+class ImageTransformNetwork(nn.Module):
+    """G: (image B×3×H×W in [-1, 1], labels B×K×H×W one-hot or B×H×W indices, depth B×1×H×W metres)
+    -> translated image B×3×H×W in [-1, 1].
+
+    A residual encoder-decoder over the concatenated inputs (B×(K+4)×H×W). It predicts a correction
+    in logit space, ``tanh(atanh(x) + r)``, so with small initial weights G starts near the identity
+    and its output always stays in the input's range.
+
+    Args:
+        input_channels: K + 4 (RGB + K label channels + depth).
+        output_channels: 3.
+        width: channels of the first stage (the bottleneck has 4× as many).
+        num_blocks: residual blocks at the bottleneck (H/4×W/4).
+        max_depth: metres; depth is fed to the network as ``depth / max_depth``.
+    """
+
+    def __init__(self, input_channels: int, output_channels: int, *, width: int = 32, num_blocks: int = 4,
+                 max_depth: float = 80.0) -> None:
+        super().__init__()
+        if input_channels < 6:
+            raise ValueError(f"input_channels={input_channels}: expected K + 4 (RGB + K label channels + depth)")
+        self.num_classes, self.max_depth = input_channels - 4, max_depth
+        w = width
+        self.encoder = nn.Sequential(conv_norm_act(input_channels, w, kernel=5),
+                                     conv_norm_act(w, 2 * w, stride=2), conv_norm_act(2 * w, 4 * w, stride=2))
+        self.blocks = nn.Sequential(*[ResidualBlock(4 * w, 4 * w) for _ in range(num_blocks)])
+        self.decoder = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), conv_norm_act(4 * w, 2 * w),
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), conv_norm_act(2 * w, w),
+            nn.Conv2d(w, output_channels, 5, padding=2))
+        init_weights(self)
+        # The last layer starts at zero so G starts as the exact identity: T first learns from the
+        # source images themselves, and the adversary moves G away from them only as far as it must.
+        nn.init.zeros_(self.decoder[-1].weight)
+
+    def forward(self, fake_images: torch.Tensor, labels: torch.Tensor, depths: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = fake_images.shape
+        if h % 4 or w % 4:
+            raise ValueError(f"image size {h}×{w} must be divisible by 4")
+        if depths.shape != (b, 1, h, w):
+            raise ValueError(f"depths must be B×1×H×W = {(b, 1, h, w)}, got {tuple(depths.shape)}")
+        onehot = one_hot_labels(labels, self.num_classes).type_as(fake_images)
+        x = torch.cat([fake_images, onehot, depths / self.max_depth], dim=1)  # B×(3+K+1)×H×W
+        residual = self.decoder(self.blocks(self.encoder(x)))                 # B×3×H×W
+        return torch.tanh(torch.atanh(fake_images.clamp(-0.999, 0.999)) + residual)

@@ -1,0 +1,124 @@
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from gioada import GIOAda
+
+K = 10
+
+
+def _loader(batch, steps):
+    real, fake, labels, depths = batch
+    rep = lambda t: t.repeat(steps, *([1] * (t.dim() - 1)))  # noqa: E731
+    return DataLoader(TensorDataset(rep(real), rep(fake), rep(labels), rep(depths)), batch_size=real.shape[0])
+
+
+def _fit(model, batch, steps, callbacks=()):
+    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, callbacks=list(callbacks))
+    trainer.fit(model, train_dataloaders=_loader(batch, steps))
+    return trainer
+
+
+def _snapshot(*nets):
+    return [p.detach().clone() for n in nets for p in n.parameters()]
+
+
+def _same(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+class StepWatcher(pl.Callback):
+    """Snapshots G+T and D weights at batch start, right after the D optimizer's step, and at batch end."""
+
+    def __init__(self):
+        self.records = []
+
+    def on_train_start(self, trainer, model):
+        trainer.optimizers[1].register_step_post_hook(lambda *_: self._snap(model, "after_d"))
+
+    def _snap(self, model, key):
+        self.current[key] = (_snapshot(model.fake_transformation, model.task_network),
+                             _snapshot(model.input_discriminator, model.output_discriminator))
+
+    def on_train_batch_start(self, trainer, model, batch, batch_idx):
+        self.current = {}
+        self._snap(model, "start")
+
+    def on_train_batch_end(self, trainer, model, outputs, batch, batch_idx):
+        self._snap(model, "end")
+        self.records.append(self.current)
+
+
+def test_discriminator_step_first_then_generator_step(tiny_kwargs, batch):
+    watcher = StepWatcher()
+    _fit(GIOAda(**tiny_kwargs), batch, 2, [watcher])
+    assert len(watcher.records) == 2
+    for rec in watcher.records:
+        (gt0, d0), (gt1, d1), (gt2, d2) = rec["start"], rec["after_d"], rec["end"]
+        assert _same(gt0, gt1), "the discriminator step changed G or T"
+        assert not _same(d0, d1), "the discriminator step did not change the discriminators"
+        assert _same(d1, d2), "the generator step changed a discriminator"
+        assert not _same(gt1, gt2), "the generator step did not change G and T"
+
+
+def test_schedulers_advance_every_step(tiny_kwargs, batch):
+    model = GIOAda(**tiny_kwargs)
+    trainer = _fit(model, batch, 3)
+    for sched in trainer.lr_scheduler_configs:
+        assert sched.scheduler.last_epoch == 3
+    lrs = [c.scheduler.get_last_lr()[0] for c in trainer.lr_scheduler_configs]
+    assert all(lr != pytest.approx(tiny_kwargs["init_lr"] / 25) for lr in lrs)  # moved off OneCycle's start
+
+
+def test_losses_logged(tiny_kwargs, batch):
+    model = GIOAda(**tiny_kwargs)
+    trainer = _fit(model, batch, 1)
+    logged = set(trainer.callback_metrics)
+    for key in ("train/g_seg", "train/g_depth", "train/g_adv_in", "train/g_adv_out", "train/loss_d_in",
+                "train/loss_d_out", "train/d_in_real", "train/d_in_fake", "train/d_out_real", "train/d_out_fake",
+                "train/lr"):
+        assert key in logged, key
+
+
+def test_no_adaptation_bypasses_g_and_never_touches_discriminators(tiny_kwargs, batch):
+    model = GIOAda(**(tiny_kwargs | {"lam_input": 0.0, "lam_output": 0.0}))
+    real, fake, labels, depths = batch
+    assert torch.equal(model.translate(fake, labels, depths), fake)
+    g0, d0 = _snapshot(model.fake_transformation), _snapshot(model.input_discriminator, model.output_discriminator)
+    trainer = _fit(model, batch, 2)
+    assert _same(g0, _snapshot(model.fake_transformation))
+    assert _same(d0, _snapshot(model.input_discriminator, model.output_discriminator))
+    assert "train/g_adv_in" not in trainer.callback_metrics and "train/loss_d_in" not in trainer.callback_metrics
+
+
+@pytest.mark.parametrize("off, unchanged", [("lam_input", "input_discriminator"),
+                                             ("lam_output", "output_discriminator")])
+def test_a_zero_lambda_switches_its_adversary_off(tiny_kwargs, batch, off, unchanged):
+    model = GIOAda(**(tiny_kwargs | {off: 0.0}))
+    before = _snapshot(getattr(model, unchanged))
+    _fit(model, batch, 2)
+    assert _same(before, _snapshot(getattr(model, unchanged)))
+
+
+def test_lam_depth_zero_drops_geometry(tiny_kwargs, batch):
+    model = GIOAda(**(tiny_kwargs | {"lam_depth": 0.0}))
+    real, fake, labels, depths = batch
+    logits, depth = model(fake)
+    terms = model.generator_loss(fake, logits, depth, labels, depths)
+    assert "depth" not in terms
+    # G sees no depth: changing the depth input changes nothing.
+    torch.nn.init.normal_(model.fake_transformation.decoder[-1].weight, 0, 0.5)
+    assert torch.equal(model.translate(fake, labels, depths), model.translate(fake, labels, depths * 0.5))
+    assert bool((model.task_outputs(logits, depth)[:, -1] == 0).all())
+
+
+def test_generator_loss_is_the_weighted_sum(tiny_kwargs, batch):
+    model = GIOAda(**tiny_kwargs)
+    real, fake, labels, depths = batch
+    translated = model.translate(fake, labels, depths)
+    logits, depth = model(translated)
+    t = model.generator_loss(translated, logits, depth, labels, depths)
+    expected = t["seg"] + 0.5 * t["depth"] + 0.1 * t["adv_in"] + 0.1 * t["adv_out"]
+    assert torch.allclose(t["total"], expected)

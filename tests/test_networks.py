@@ -1,0 +1,85 @@
+import pytest
+import torch
+
+from gioada import Discriminator, ImageTransformNetwork, TaskNetwork
+from gioada.networks.common import one_hot_labels
+
+K = 10
+
+
+@pytest.mark.parametrize("output_stride", [8, 16])
+def test_task_network_shapes_and_depth_range(output_stride):
+    net = TaskNetwork(3, K, width=8, output_stride=output_stride)
+    logits, depth = net(torch.rand(2, 3, 32, 64) * 2 - 1)
+    assert logits.shape == (2, K, 32, 64)
+    assert depth.shape == (2, 1, 32, 64)
+    assert bool(((depth > 0) & (depth < 80)).all())
+
+
+def test_task_network_pretrained_needs_a_local_file(tmp_path):
+    with pytest.raises(ValueError, match="backbone_weights"):
+        TaskNetwork(3, K, pretrained_backbone=True, width=8)
+    with pytest.raises(FileNotFoundError):
+        TaskNetwork(3, K, pretrained_backbone=True, width=8, backbone_weights=str(tmp_path / "none.safetensors"))
+
+
+def test_task_network_loads_backbone_from_safetensors(tmp_path):
+    from safetensors.torch import save_file
+    donor = TaskNetwork(3, K, width=8)
+    path = tmp_path / "backbone.safetensors"
+    save_file({k: v.contiguous() for k, v in donor.backbone.state_dict().items()}, str(path))
+    net = TaskNetwork(3, K, pretrained_backbone=True, width=8, backbone_weights=str(path))
+    for k, v in donor.backbone.state_dict().items():
+        assert torch.equal(net.backbone.state_dict()[k], v)
+
+
+def test_transform_starts_as_identity_and_keeps_range():
+    g = ImageTransformNetwork(K + 4, 3, width=8)
+    x = torch.rand(2, 3, 32, 64) * 1.8 - 0.9
+    labels, depth = torch.randint(0, K, (2, 32, 64)), torch.rand(2, 1, 32, 64) * 80
+    assert torch.allclose(g(x, labels, depth), x, atol=1e-5)
+    torch.nn.init.normal_(g.decoder[-1].weight, 0, 1.0)  # a trained G moves away from the identity
+    y = g(x, labels, depth)
+    assert y.shape == x.shape and bool((y.abs() <= 1).all()) and not torch.allclose(y, x)
+
+
+def test_transform_index_and_onehot_labels_agree():
+    g = ImageTransformNetwork(K + 4, 3, width=8)
+    torch.nn.init.normal_(g.decoder[-1].weight, 0, 0.5)
+    x, depth = torch.rand(2, 3, 32, 64) * 2 - 1, torch.rand(2, 1, 32, 64) * 80
+    labels = torch.randint(0, K, (2, 32, 64))
+    labels[0, :4] = 255
+    onehot = one_hot_labels(labels, K)
+    assert onehot.shape == (2, K, 32, 64) and bool((onehot[0, :, :4] == 0).all())
+    assert torch.equal(g(x, labels, depth), g(x, onehot, depth))
+
+
+def test_transform_rejects_bad_labels():
+    g = ImageTransformNetwork(K + 4, 3, width=8)
+    x, depth = torch.zeros(1, 3, 32, 64), torch.ones(1, 1, 32, 64)
+    with pytest.raises(ValueError, match="label indices"):
+        g(x, torch.full((1, 32, 64), 11), depth)
+    with pytest.raises(ValueError, match="B×H×W"):
+        g(x, torch.zeros(32, 64, dtype=torch.long), depth)
+
+
+@pytest.mark.parametrize("channels", [3, K + 1])
+def test_discriminator_outputs(channels):
+    d = Discriminator(channels, width=8)
+    x = torch.randn(2, channels, 32, 64)
+    p = d(x)
+    assert p.shape == (2, 1) and bool(((p > 0) & (p < 1)).all())
+    assert d.logits_map(x).shape == (2, 1, 4, 8)
+    cmap = d.confidence_map(x)
+    assert cmap.shape == (2, 1, 32, 64) and bool(((cmap > 0) & (cmap < 1)).all())
+
+
+def test_gradients_are_finite():
+    t, g, d = TaskNetwork(3, K, width=8), ImageTransformNetwork(K + 4, 3, width=8), Discriminator(3, width=8)
+    x = torch.rand(2, 3, 32, 64) * 2 - 1
+    y = g(x, torch.randint(0, K, (2, 32, 64)), torch.rand(2, 1, 32, 64) * 80)
+    logits, depth = t(y)
+    (logits.mean() + depth.mean() + d.logits_map(y).mean()).backward()
+    for net in (t, g, d):
+        grads = [p.grad for p in net.parameters() if p.grad is not None]
+        assert grads and all(torch.isfinite(gr).all() for gr in grads)
