@@ -30,10 +30,10 @@ class ModelConfig:
     lam_output: float = 0.01
     lam_depth: float = 0.5
     # Extras beyond the reference design (all with defaults).
-    task_width: int = 32             # channels of the task backbone's first stage
-    transform_width: int = 32        # channels of G's first stage
-    disc_width: int = 32             # channels of each discriminator's first stage
-    output_stride: int = 8           # task backbone's output stride: 8 or 16
+    task_width: int = 16             # channels of the task backbone's first stage
+    transform_width: int = 16        # channels of G's first stage
+    disc_width: int = 16             # channels of each discriminator's first stage
+    output_stride: int = 16          # task backbone's output stride: 8 or 16
     backbone_weights: str | None = None  # local .safetensors file for pretrained_backbone=True
     max_depth: float = 80.0          # metres; depth is predicted and compared in [0, max_depth]
 

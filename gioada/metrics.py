@@ -8,10 +8,10 @@ from torchmetrics.classification import MulticlassJaccardIndex
 from .classes import IGNORE_INDEX
 
 
-def segmentation_metrics(num_classes: int) -> tuple[MulticlassJaccardIndex, MulticlassJaccardIndex]:
-    """(mIoU, per-class IoU) over all pixels seen, ignoring ``IGNORE_INDEX``."""
-    return (MulticlassJaccardIndex(num_classes, average="macro", ignore_index=IGNORE_INDEX),
-            MulticlassJaccardIndex(num_classes, average="none", ignore_index=IGNORE_INDEX))
+def segmentation_metrics(num_classes: int, **kwargs) -> tuple[MulticlassJaccardIndex, MulticlassJaccardIndex]:
+    """(mIoU, per-class IoU) over all pixels seen, ignoring ``IGNORE_INDEX``; ``kwargs`` go to torchmetrics."""
+    return (MulticlassJaccardIndex(num_classes, average="macro", ignore_index=IGNORE_INDEX, **kwargs),
+            MulticlassJaccardIndex(num_classes, average="none", ignore_index=IGNORE_INDEX, **kwargs))
 
 
 class DepthMetrics(Metric):
@@ -22,8 +22,8 @@ class DepthMetrics(Metric):
 
     full_state_update = False
 
-    def __init__(self, max_depth: float = 80.0) -> None:
-        super().__init__()
+    def __init__(self, max_depth: float = 80.0, **kwargs) -> None:
+        super().__init__(**kwargs)
         self.max_depth = max_depth
         for name in ("abs_rel", "sq_err", "delta1", "count"):
             self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")

@@ -23,20 +23,20 @@ class ImageTransformNetwork(nn.Module):
         max_depth: metres; depth is fed to the network as ``depth / max_depth``.
     """
 
-    def __init__(self, input_channels: int, output_channels: int, *, width: int = 32, num_blocks: int = 4,
+    def __init__(self, input_channels: int, output_channels: int, *, width: int = 32, num_blocks: int = 2,
                  max_depth: float = 80.0) -> None:
         super().__init__()
         if input_channels < 6:
             raise ValueError(f"input_channels={input_channels}: expected K + 4 (RGB + K label channels + depth)")
         self.num_classes, self.max_depth = input_channels - 4, max_depth
         w = width
-        self.encoder = nn.Sequential(conv_norm_act(input_channels, w, kernel=5),
+        self.encoder = nn.Sequential(conv_norm_act(input_channels, w),
                                      conv_norm_act(w, 2 * w, stride=2), conv_norm_act(2 * w, 4 * w, stride=2))
         self.blocks = nn.Sequential(*[ResidualBlock(4 * w, 4 * w) for _ in range(num_blocks)])
         self.decoder = nn.Sequential(
             nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), conv_norm_act(4 * w, 2 * w),
             nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), conv_norm_act(2 * w, w),
-            nn.Conv2d(w, output_channels, 5, padding=2))
+            nn.Conv2d(w, output_channels, 3, padding=1))
         init_weights(self)
         # The last layer starts at zero so G starts as the exact identity: T first learns from the
         # source images themselves, and the adversary moves G away from them only as far as it must.

@@ -1,0 +1,34 @@
+# Two commands: `make run` starts the app on the shipped models, `make test` runs the tests.
+# Each creates .venv and installs what it needs on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test install browser bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+# The real-browser test drives Debian's chromium (Playwright's own browser download does not work offline).
+browser:
+	@test -x /usr/bin/chromium || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "chromium not installed: the browser test will be skipped"; }
+
+run: install
+	$(PY) app.py
+
+test: install browser
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) bench/bench_sim.py
+	$(PY) bench/bench_train.py
+	$(PY) bench/bench_inference.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

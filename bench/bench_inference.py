@@ -1,0 +1,64 @@
+"""Inference latency of one Explore click: render a scene in both domains, translate it with G, run T
+on the source, translated and target images, and both discriminators on each (plus the confidence map).
+
+    python bench/bench_inference.py [--model gioada] [--height 128 --width 384] [--n 30]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from gioada.checkpoint import build_model  # noqa: E402
+from gioada.config import RunConfig  # noqa: E402
+from gioada.data import sample_to_tensors  # noqa: E402
+from gioada.inference import pick_device  # noqa: E402
+from gioada.pretrained import available, load_pretrained  # noqa: E402
+from gioada.sim import Shift, render  # noqa: E402
+
+
+@torch.no_grad()
+def click(model, seed: int, h: int, w: int, device: torch.device) -> None:
+    src = [t.unsqueeze(0).to(device) for t in sample_to_tensors(render(seed, "source", h, w, Shift()))]
+    tgt = sample_to_tensors(render(seed, "target", h, w, Shift()))[0].unsqueeze(0).to(device)
+    translated = model.translate(*src)
+    images = torch.cat([src[0], translated, tgt])                 # 3×3×H×W: one batch for T and D_in
+    logits, depth = model(images)
+    model.input_discriminator(images)
+    model.output_discriminator(model.task_outputs(logits, depth))
+    model.input_discriminator.confidence_map(tgt)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--model", default="gioada", help="shipped model name (an untrained default model if absent)")
+    p.add_argument("--height", type=int, default=128)
+    p.add_argument("--width", type=int, default=384)
+    p.add_argument("--n", type=int, default=30)
+    a = p.parse_args()
+    device = pick_device()
+    model = (load_pretrained(a.model) if a.model in available() else build_model(RunConfig())).to(device).eval()
+    for i in range(3):
+        click(model, i, a.height, a.width, device)
+    times = []
+    for i in range(a.n):
+        t = time.perf_counter()
+        click(model, 1000 + i, a.height, a.width, device)
+        times.append(1000 * (time.perf_counter() - t))
+    where = torch.cuda.get_device_name(0) if device.type == "cuda" else \
+        f"CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+    print(f"explore click at {a.height}×{a.width} ({a.model}) on {where}: median {statistics.median(times):.1f} ms, "
+          f"p90 {sorted(times)[int(0.9 * len(times)) - 1]:.1f} ms over {a.n} clicks")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Runs on disk: ``model.safetensors`` + ``config.json`` (+ ``metrics.json``, ``run.json``, ``log.csv``).
+
+Weights are safetensors only, so loading a run never unpickles anything. A run folder is written
+under a temporary name and renamed into place, so a killed process never leaves half a run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .config import RunConfig
+from .module import GIOAda
+
+WEIGHTS, CONFIG, METRICS, RUN_INFO, LOG = "model.safetensors", "config.json", "metrics.json", "run.json", "log.csv"
+
+
+def is_run_dir(path: str | Path) -> bool:
+    p = Path(path)
+    return (p / WEIGHTS).is_file() and (p / CONFIG).is_file()
+
+
+def build_model(cfg: RunConfig) -> GIOAda:
+    """A fresh GIOAda from ``cfg.model`` (OneCycle sized to ``cfg.steps``)."""
+    kwargs = dataclasses.asdict(cfg.model) | {"num_epochs": 1, "num_steps_per_epoch": cfg.steps}
+    return GIOAda(**kwargs)
+
+
+def save_run(out_dir: str | Path, model: GIOAda, cfg: RunConfig, *, metrics: dict[str, Any] | None = None,
+             info: dict[str, Any] | None = None, log_csv: str | Path | None = None, half: bool = False,
+             overwrite: bool = False) -> Path:
+    """Write a run folder atomically and return its path.
+
+    Args:
+        half: store weights as float16 (half the size; loading casts back to float32).
+        overwrite: replace an existing run folder; otherwise an existing folder is an error.
+    """
+    out = Path(out_dir)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists; choose another output folder (nothing was overwritten)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
+                 for k, v in model.state_dict().items() if not k.startswith("val_")}
+        save_file(state, str(tmp / WEIGHTS))
+        cfg.save(tmp / CONFIG)
+        for name, payload in ((METRICS, metrics), (RUN_INFO, info)):
+            if payload is not None:
+                (tmp / name).write_text(json.dumps(payload, indent=2) + "\n")
+        if log_csv is not None and Path(log_csv).is_file():
+            shutil.copyfile(log_csv, tmp / LOG)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def load_run_config(run_dir: str | Path) -> RunConfig:
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a gioada run: {CONFIG} is missing")
+    return RunConfig.load(path)
+
+
+def load_model(run_dir: str | Path, map_location: str | torch.device = "cpu") -> GIOAda:
+    """Rebuild a run's GIOAda from its config and safetensors weights (float32, eval mode)."""
+    run_dir = Path(run_dir)
+    if not is_run_dir(run_dir):
+        raise FileNotFoundError(f"{run_dir} is not a gioada run: expected {WEIGHTS} and {CONFIG} inside it")
+    cfg = load_run_config(run_dir)
+    # The weights file holds the whole backbone, so no separate pretrained file is needed to load.
+    model = build_model(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pretrained_backbone=False)))
+    load_weights(model, run_dir / WEIGHTS)
+    return model.to(map_location).eval()
+
+
+def load_weights(model: GIOAda, path: str | Path) -> None:
+    """Load a safetensors state dict into ``model``; shapes must match exactly."""
+    try:
+        state = load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types for corrupt/non-safetensors files
+        raise ValueError(f"{path} is not a valid safetensors file ({e}); gioada never loads pickled weights") from e
+    own = {k: v for k, v in model.state_dict().items() if not k.startswith("val_")}
+    missing, unexpected = set(own) - set(state), set(state) - set(own)
+    if missing or unexpected:
+        raise ValueError(f"{path} does not fit this model: {len(missing)} missing tensors "
+                         f"(e.g. {sorted(missing)[:2]}), {len(unexpected)} unexpected (e.g. {sorted(unexpected)[:2]})")
+    for k, v in state.items():
+        if v.shape != own[k].shape:
+            raise ValueError(f"{path}: tensor {k} has shape {tuple(v.shape)}, the model expects {tuple(own[k].shape)}")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
+
+
+def read_json(run_dir: str | Path, name: str) -> dict[str, Any]:
+    path = Path(run_dir) / name
+    return json.loads(path.read_text()) if path.is_file() else {}

@@ -1,0 +1,61 @@
+"""Data: the built-in simulator's datasets, datasets on disk, and the LightningDataModule over both."""
+from __future__ import annotations
+
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader, Dataset
+
+from ..config import DataConfig
+from ..sim import Shift
+from .synthetic import (EVAL_SEED_BASE, SimEvalSet, SimTrainSet, eval_scene_seed, image_to_tensor,
+                        sample_to_tensors, tensor_to_image, train_scene_seed)
+
+
+def sim_shift(cfg: DataConfig) -> Shift:
+    """The simulator's target-domain shift described by ``cfg``."""
+    return Shift(strength=cfg.shift).without(*cfg.shift_off)
+
+
+def eval_set(cfg: DataConfig, domain: str = "target", length: int | None = None) -> Dataset:
+    """Held-out labelled scenes of ``domain`` ("source" or "target"): items ``(image, labels, depth)``."""
+    n = cfg.val_scenes if length is None else length
+    if domain == "source" and cfg.source == "sim" or domain == "target" and cfg.target == "sim":
+        return SimEvalSet(n, cfg.height, cfg.width, sim_shift(cfg), domain)
+    from .real import open_dataset, as_eval_set
+    spec = cfg.source if domain == "source" else cfg.target
+    return as_eval_set(open_dataset(spec, cfg.label_space, split="val", size=(cfg.height, cfg.width), train=False), n)
+
+
+def train_set(cfg: DataConfig, length: int, seed: int) -> Dataset:
+    """``length`` training items ``(real, fake, labels, depths)``."""
+    if cfg.source == "sim" and cfg.target == "sim":
+        return SimTrainSet(length, cfg.height, cfg.width, sim_shift(cfg), seed, oracle=cfg.oracle)
+    from .real import open_dataset, PairedTrainSet
+    if cfg.oracle:
+        raise ValueError("oracle mode trains on target labels and is only available with the simulator "
+                         "(source=target=sim); for real data, train with source set to the labelled target set")
+    size = (cfg.height, cfg.width)
+    return PairedTrainSet(open_dataset(cfg.source, cfg.label_space, "train", size, train=True, seed=seed),
+                          open_dataset(cfg.target, cfg.label_space, "train", size, train=True, seed=seed),
+                          length, seed)
+
+
+class GIOAdaDataModule(pl.LightningDataModule):
+    """Training batches ``(real_images, fake_images, labels, depths)`` for ``steps`` steps, and
+    validation batches ``(images, labels, depths)`` of held-out target scenes."""
+
+    def __init__(self, cfg: DataConfig, steps: int, seed: int = 0) -> None:
+        super().__init__()
+        self.cfg, self.steps, self.seed = cfg, steps, seed
+
+    def train_dataloader(self) -> DataLoader:
+        ds = train_set(self.cfg, self.steps * self.cfg.batch_size, self.seed)
+        return DataLoader(ds, batch_size=self.cfg.batch_size, shuffle=False, drop_last=True,
+                          num_workers=self.cfg.num_workers, persistent_workers=self.cfg.num_workers > 0)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(eval_set(self.cfg, "target"), batch_size=self.cfg.batch_size,
+                          num_workers=self.cfg.num_workers)
+
+
+__all__ = ["EVAL_SEED_BASE", "GIOAdaDataModule", "SimEvalSet", "SimTrainSet", "eval_scene_seed", "eval_set",
+           "image_to_tensor", "sample_to_tensors", "sim_shift", "tensor_to_image", "train_scene_seed", "train_set"]

@@ -1,0 +1,78 @@
+"""Datasets over the built-in simulator.
+
+Scene seeds: training scenes are drawn from ``[0, 2^31)`` by hashing (run seed, stream, index);
+evaluation scenes are ``2^31 + index``, so no held-out scene is ever a training scene.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..sim import Sample, Shift, render
+
+EVAL_SEED_BASE = 2**31
+_STREAMS = {"source": 0, "target": 1}
+
+
+def train_scene_seed(run_seed: int, stream: str, index: int) -> int:
+    """The simulator seed of training scene ``index`` of a ``stream`` ("source" or "target")."""
+    state = np.random.SeedSequence([run_seed, _STREAMS[stream], index]).generate_state(1)[0]
+    return int(state) % EVAL_SEED_BASE
+
+
+def eval_scene_seed(index: int) -> int:
+    """The simulator seed of held-out evaluation scene ``index``."""
+    return EVAL_SEED_BASE + index
+
+
+def image_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """H×W×3 uint8 -> 3×H×W float32 in [-1, 1]."""
+    return torch.from_numpy(image).permute(2, 0, 1).float().div(127.5).sub(1.0)
+
+
+def tensor_to_image(image: torch.Tensor) -> np.ndarray:
+    """3×H×W in [-1, 1] -> H×W×3 uint8."""
+    return ((image.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+
+
+def sample_to_tensors(sample: Sample) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(image 3×H×W in [-1, 1], labels H×W int64, depth 1×H×W metres)."""
+    return (image_to_tensor(sample.image), torch.from_numpy(sample.labels.astype(np.int64)),
+            torch.from_numpy(sample.depth).unsqueeze(0))
+
+
+class SimTrainSet(Dataset):
+    """Item i: ``(real 3×H×W, fake 3×H×W, labels H×W, depths 1×H×W)``.
+
+    ``real`` is a target-domain scene and ``fake`` a *different* source-domain scene (unpaired, as with
+    real data). In oracle mode the labelled scene is rendered in the target domain instead.
+    """
+
+    def __init__(self, length: int, height: int, width: int, shift: Shift, seed: int = 0,
+                 oracle: bool = False) -> None:
+        self.length, self.height, self.width = length, height, width
+        self.shift, self.seed, self.oracle = shift, seed, oracle
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
+        size = dict(height=self.height, width=self.width, shift=self.shift)
+        real = render(train_scene_seed(self.seed, "target", i), "target", **size)
+        labelled = render(train_scene_seed(self.seed, "source", i), "target" if self.oracle else "source", **size)
+        image, labels, depth = sample_to_tensors(labelled)
+        return image_to_tensor(real.image), image, labels, depth
+
+
+class SimEvalSet(Dataset):
+    """Held-out scenes in one domain: item i is ``(image 3×H×W, labels H×W, depth 1×H×W)``."""
+
+    def __init__(self, length: int, height: int, width: int, shift: Shift, domain: str = "target") -> None:
+        self.length, self.height, self.width, self.shift, self.domain = length, height, width, shift, domain
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
+        return sample_to_tensors(render(eval_scene_seed(i), self.domain, self.height, self.width, self.shift))

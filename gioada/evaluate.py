@@ -1,0 +1,61 @@
+"""Evaluate a trained GIOAda on held-out scenes: mIoU, per-class IoU, depth and discriminator confidence."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from .classes import get_label_space
+from .config import DataConfig
+from .data import eval_set, train_set
+from .metrics import DepthMetrics, segmentation_metrics
+from .module import GIOAda
+
+
+@torch.no_grad()
+def evaluate(model: GIOAda, data: DataConfig, domain: str = "target", scenes: int | None = None,
+             batch_size: int = 16, progress: bool = False) -> dict[str, Any]:
+    """Metrics of ``model`` on held-out ``domain`` scenes (the simulator's evaluation seeds)."""
+    model.eval()
+    device = next(model.parameters()).device
+    ds = eval_set(data, domain, scenes)
+    # A local evaluation: never gather across processes, even inside a distributed run.
+    miou, iou = (m.to(device) for m in segmentation_metrics(model.hparams.num_classes, sync_on_compute=False))
+    depth_m = DepthMetrics(model.hparams.max_depth, sync_on_compute=False).to(device)
+    for images, labels, depths in tqdm(DataLoader(ds, batch_size=batch_size), disable=not progress,
+                                       desc=f"evaluating on {domain}"):
+        images, labels, depths = images.to(device), labels.to(device), depths.to(device)
+        logits, depth = model(images)
+        pred = logits.argmax(1)
+        miou.update(pred, labels)
+        iou.update(pred, labels)
+        depth_m.update(depth, depths, labels)
+    names = get_label_space(data.label_space).classes
+    return {"domain": domain, "scenes": len(ds),
+            "miou": float(miou.compute()) * 100,
+            "per_class_iou": {n: float(v) * 100 for n, v in zip(names, iou.compute())},
+            "depth": {k: float(v) for k, v in depth_m.compute().items()}}
+
+
+@torch.no_grad()
+def discriminator_confidence(model: GIOAda, data: DataConfig, batches: int = 4, batch_size: int = 16,
+                             seed: int = 12345) -> dict[str, float]:
+    """Mean probability "real" each discriminator gives real target vs translated source inputs.
+
+    Both near 0.5 means the discriminators can no longer tell the domains apart: where training
+    is meant to end.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    loader = DataLoader(train_set(data, batches * batch_size, seed), batch_size=batch_size)
+    sums = {"input_real": 0.0, "input_translated": 0.0, "output_real": 0.0, "output_translated": 0.0}
+    for real, fake, labels, depths in loader:
+        real, fake, labels, depths = real.to(device), fake.to(device), labels.to(device), depths.to(device)
+        translated = model.translate(fake, labels, depths)
+        sums["input_real"] += model.input_discriminator(real).mean().item()
+        sums["input_translated"] += model.input_discriminator(translated).mean().item()
+        sums["output_real"] += model.output_discriminator(model.task_outputs(*model(real))).mean().item()
+        sums["output_translated"] += model.output_discriminator(model.task_outputs(*model(translated))).mean().item()
+    return {k: v / len(loader) for k, v in sums.items()}

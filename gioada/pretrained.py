@@ -1,0 +1,34 @@
+"""The trained models shipped in ``assets/``, loaded by name."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .checkpoint import is_run_dir, load_model
+from .module import GIOAda
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+SHIPPED = ("source-only", "input-only", "output-only", "no-depth", "gioada", "oracle")
+
+
+def available() -> list[str]:
+    """Names of the shipped models present in ``assets/``, in the ablation's order."""
+    return [n for n in SHIPPED if is_run_dir(ASSETS / n)]
+
+
+def resolve_run(name_or_path: str | Path) -> Path:
+    """A shipped model's name (``"gioada"``) or a run folder -> the run folder."""
+    if str(name_or_path) in SHIPPED:
+        path = ASSETS / str(name_or_path)
+        if not is_run_dir(path):
+            raise FileNotFoundError(f"shipped model {name_or_path!r} is missing from {ASSETS}")
+        return path
+    path = Path(name_or_path)
+    if not is_run_dir(path):
+        raise FileNotFoundError(f"{path} is neither a shipped model ({', '.join(SHIPPED)}) nor a run folder "
+                                "(one holding model.safetensors and config.json)")
+    return path
+
+
+def load_pretrained(name: str, map_location: str = "cpu") -> GIOAda:
+    """Load a shipped model by name, e.g. ``load_pretrained("gioada")`` (safetensors, no pickle)."""
+    return load_model(resolve_run(name), map_location)

@@ -1,0 +1,140 @@
+"""Train a GIOAda from a RunConfig: the one entry point used by the CLI, the app and the benchmarks."""
+from __future__ import annotations
+
+import hashlib
+import platform
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.loggers import CSVLogger
+
+from .checkpoint import build_model, load_model, load_weights, save_run, WEIGHTS
+from .config import RunConfig
+from .data import GIOAdaDataModule
+from .evaluate import evaluate
+from .module import GIOAda
+
+
+@dataclass
+class TrainResult:
+    model: GIOAda
+    metrics: dict[str, Any]      # final evaluation on held-out target scenes
+    info: dict[str, Any]         # command, hardware, timing
+    out_dir: Path | None
+
+
+class _Timer(Callback):
+    """Wall time of the training loop proper (after set-up), for steps/s."""
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.start, self.steps = time.perf_counter(), 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+        self.steps += 1
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
+
+
+class _RankConsistency(Callback):
+    """Under DDP: gathers a hash of every rank's weights and every rank's validation mIoU, so a run
+    can show that the ranks ended identical and that the metrics were synchronised."""
+
+    def __init__(self) -> None:
+        self.weight_hashes: list[int] = []
+        self.val_miou: list[float] = []
+
+    @staticmethod
+    def _hash(module: pl.LightningModule) -> int:
+        h = hashlib.sha256()
+        for name, p in module.named_parameters():
+            h.update(name.encode())
+            h.update(p.detach().float().cpu().numpy().tobytes())
+        return int.from_bytes(h.digest()[:7], "little")
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        miou = trainer.callback_metrics["val/miou"].detach().reshape(1).to(pl_module.device)
+        self.val_miou = [float(v) for v in pl_module.all_gather(miou).flatten()]
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        digest = torch.tensor([self._hash(pl_module)], dtype=torch.int64, device=pl_module.device)
+        self.weight_hashes = [int(v) for v in pl_module.all_gather(digest).flatten()]
+
+    def report(self) -> dict[str, Any]:
+        return {"weight_hashes": self.weight_hashes, "val_miou_per_rank": self.val_miou,
+                "weights_identical": len(set(self.weight_hashes)) == 1,
+                "metrics_synchronised": len(set(self.val_miou)) == 1}
+
+
+def hardware() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def make_model(cfg: RunConfig) -> GIOAda:
+    """A fresh model for ``cfg``, or one initialised from ``cfg.init_from`` (weights only)."""
+    model = build_model(cfg)
+    if cfg.init_from:
+        source = load_model(cfg.init_from)
+        if source.hparams.num_classes != cfg.model.num_classes:
+            raise ValueError(f"{cfg.init_from} predicts {source.hparams.num_classes} classes, "
+                             f"but this run has num_classes={cfg.model.num_classes}")
+        load_weights(model, Path(cfg.init_from) / WEIGHTS)
+    return model
+
+
+def train(cfg: RunConfig, out_dir: str | Path | None = None, *, callbacks: Sequence[Callback] = (),
+          progress: bool = True, eval_scenes: int | None = None, command: str | None = None,
+          overwrite: bool = False, half: bool = False) -> TrainResult:
+    """Train for ``cfg.steps`` steps, evaluate on held-out target scenes, and save to ``out_dir``.
+
+    Nothing is written when ``out_dir`` is None. An existing ``out_dir`` is an error unless
+    ``overwrite``; the folder is written atomically at the end. ``half`` stores float16 weights.
+    """
+    if out_dir is not None and Path(out_dir).exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} already exists; choose another output folder (nothing was overwritten)")
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    model = make_model(cfg)
+    world = cfg.devices * cfg.num_nodes
+    # Each rank gets `steps` batches (Lightning shards the dataset over ranks).
+    data = GIOAdaDataModule(cfg.data, cfg.steps * world, cfg.seed)
+    timer = _Timer()
+    consistency = [_RankConsistency()] if world > 1 else []
+    with tempfile.TemporaryDirectory(prefix="gioada-log-") as log_dir:
+        trainer = pl.Trainer(
+            max_epochs=1, accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
+            strategy="ddp_find_unused_parameters_true" if world > 1 else "auto", precision=cfg.precision,
+            logger=CSVLogger(log_dir, name="", version=""), log_every_n_steps=1,
+            val_check_interval=min(cfg.val_every, cfg.steps), num_sanity_val_steps=0,
+            enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=progress,
+            callbacks=[timer, *consistency, *callbacks])
+        with warnings.catch_warnings():
+            # Our data comes from an in-process simulator: worker processes would only add overhead.
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            trainer.fit(model, datamodule=data)
+        steps_done = timer.steps
+        seconds = timer.seconds
+        if trainer.global_rank != 0:
+            return TrainResult(model, {}, {}, None)
+        model.to("cpu")
+        metrics = evaluate(model, cfg.data, "target", eval_scenes, progress=progress)
+        info = {"command": command or " ".join(sys.argv), "hardware": hardware(), "steps_done": steps_done,
+                "train_seconds": round(seconds, 2), "steps_per_second": round(steps_done / max(seconds, 1e-9), 3),
+                "interrupted": steps_done < cfg.steps}
+        if consistency:
+            info["ddp"] = {"world_size": world, **consistency[0].report()}
+        out = None
+        if out_dir is not None:
+            out = save_run(out_dir, model, cfg, metrics={"target": metrics}, info=info,
+                           log_csv=Path(log_dir) / "metrics.csv", overwrite=overwrite, half=half)
+    return TrainResult(model, metrics, info, out)
