@@ -8,6 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from .classes import get_label_space
 from .config import DataConfig, ModelConfig, RunConfig
 
 
@@ -95,7 +96,7 @@ def cmd_report(a: argparse.Namespace) -> int:
 def cmd_train(a: argparse.Namespace) -> int:
     from .train import train
     base = RunConfig.load(a.config) if a.config else RunConfig()
-    model = replace(base.model, init_lr=a.lr, lam_input=a.lam_input, lam_output=a.lam_output,
+    model = replace(base.model, num_classes=get_label_space(a.label_space).num_classes, init_lr=a.lr, lam_input=a.lam_input, lam_output=a.lam_output,
                     lam_depth=a.lam_depth, task_width=a.task_width, transform_width=a.transform_width,
                     disc_width=a.disc_width)
     data = _data_config(a, oracle=a.oracle, val_scenes=a.val_scenes, num_workers=a.num_workers)

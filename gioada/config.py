@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .classes import get_label_space
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -103,6 +105,9 @@ class RunConfig:
         _require(self.accelerator in ("auto", "cpu", "gpu", "cuda", "mps"), "accelerator", self.accelerator,
                  "one of auto, cpu, gpu")
         _require(self.devices >= 1 and self.num_nodes >= 1, "devices", self.devices, "an integer >= 1")
+        k = get_label_space(self.data.label_space).num_classes
+        _require(self.model.num_classes == k, "model.num_classes", self.model.num_classes,
+                 f"{k}, the class count of label_space={self.data.label_space!r}")
         _require(self.precision in ("32-true", "bf16-mixed", "16-mixed"), "precision", self.precision,
                  "32-true, bf16-mixed or 16-mixed")
 

@@ -40,7 +40,10 @@ class DepthMetrics(Metric):
         self.count += t.numel()
 
     def compute(self) -> dict[str, torch.Tensor]:
-        n = self.count.clamp(min=1)
+        if self.count == 0:  # no depth ground truth (KITTI, Cityscapes): not a perfect score, no score
+            nan = torch.tensor(float("nan"), dtype=torch.float64, device=self.count.device)
+            return {"abs_rel": nan, "rmse": nan, "delta1": nan}
+        n = self.count
         return {"abs_rel": self.abs_rel / n, "rmse": (self.sq_err / n).sqrt(), "delta1": self.delta1 / n}
 
 

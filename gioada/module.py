@@ -121,6 +121,7 @@ class GIOAda(pl.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         real_images, fake_images, labels, depths = batch
+        depths = depths.clamp(max=self.hparams.max_depth)  # real datasets store sky far beyond the far plane
         opt_g, opt_d = self.optimizers()
         sched_g, sched_d = self.lr_schedulers()
 

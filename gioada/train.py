@@ -7,7 +7,7 @@ import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,6 +19,7 @@ from pytorch_lightning.loggers import CSVLogger
 from .checkpoint import build_model, load_model, load_weights, save_run, WEIGHTS
 from .config import RunConfig
 from .data import GIOAdaDataModule
+from .data.real import source_has_depth
 from .evaluate import evaluate
 from .module import GIOAda
 
@@ -104,6 +105,9 @@ def train(cfg: RunConfig, out_dir: str | Path | None = None, *, callbacks: Seque
     if out_dir is not None and Path(out_dir).exists() and not overwrite:
         raise FileExistsError(f"{out_dir} already exists; choose another output folder (nothing was overwritten)")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.model.lam_depth > 0 and not source_has_depth(cfg.data.source):
+        warnings.warn(f"source {cfg.data.source} has no depth: training with lam_depth=0")
+        cfg = replace(cfg, model=replace(cfg.model, lam_depth=0.0))
     model = make_model(cfg)
     world = cfg.devices * cfg.num_nodes
     # Each rank gets `steps` batches (Lightning shards the dataset over ranks).

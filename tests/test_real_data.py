@@ -1,0 +1,318 @@
+"""Datasets on disk: tiny fixture folders in each official layout load with the right classes, depth in
+metres, pairing and ignore handling; bad folders fail with errors that say what was expected."""
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gioada.classes import CITYSCAPES19, IGNORE_INDEX, SYNTHIA13, SYNTHIA16, VKITTI10
+from gioada.data.real import (KINDS, PairedTrainSet, as_eval_set, open_dataset, read_array, source_has_depth)
+
+H, W = 20, 40
+CAR, ROAD, SKY = (VKITTI10.classes.index(c) for c in ("car", "road", "sky"))
+
+
+# -- writing fixtures ------------------------------------------------------------------------------------
+def save(path: Path, array: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path
+
+
+def save_png16(path: Path, array: np.ndarray) -> Path:
+    """An H×W×3 or H×W×4 uint16 PNG (Pillow cannot write these); odd rows use the Sub filter, so reading
+    also checks PNG filtering at 6-8 bytes per pixel."""
+    h, w, c = array.shape
+    rows = np.frombuffer(array.astype(">u2").tobytes(), np.uint8).reshape(h, w * c * 2)
+    bpp = 2 * c
+    raw = b""
+    for y, row in enumerate(rows):
+        if y % 2:
+            row = np.concatenate([row[:bpp], row[bpp:] - row[:-bpp]])  # uint8 arithmetic wraps, as PNG's does
+        raw += bytes([y % 2]) + row.tobytes()
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", w, h, 16, {3: 2, 4: 6}[c], 0, 0, 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def photo(k: int) -> np.ndarray:
+    """A flat image whose brightness identifies frame k."""
+    return np.full((H, W, 3), 30 + 50 * k, np.uint8)
+
+
+def halves(left, right, dtype=np.uint8) -> np.ndarray:
+    a = np.empty((H, W) + np.shape(left), dtype)
+    a[:, : W // 2], a[:, W // 2:] = left, right
+    return a
+
+
+def depth_cm() -> np.ndarray:
+    return halves(1234, 5000, np.uint16)  # 12.34 m left, 50 m right
+
+
+VK2_COLOURS = {"Car": (255, 127, 80), "Road": (100, 60, 100), "GuardRail": (250, 100, 255)}
+
+
+def make_vkitti2(root: Path, frames: int = 4, colors_txt: bool = True) -> Path:
+    base = root / "Scene01" / "clone"
+    for k in range(frames):
+        save(base / f"frames/rgb/Camera_0/rgb_{k:05d}.jpg", photo(k))
+        labels = halves(VK2_COLOURS["Car"], VK2_COLOURS["Road"])
+        labels[0] = VK2_COLOURS["GuardRail"]  # void in every label space
+        labels[1, 0] = (1, 2, 3)              # a colour no palette lists
+        save(base / f"frames/classSegmentation/Camera_0/classgt_{k:05d}.png", labels)
+        save(base / f"frames/depth/Camera_0/depth_{k:05d}.png", depth_cm())
+    if colors_txt:
+        (base / "colors.txt").write_text("Category r g b\n" + "".join(
+            f"{name} {r} {g} {b}\n" for name, (r, g, b) in VK2_COLOURS.items()))
+    return root
+
+
+def make_vkitti1(root: Path, frames: int = 4) -> Path:
+    for k in range(frames):
+        save(root / f"vkitti_1.3.1_rgb/0001/clone/{k:05d}.png", photo(k))
+        save(root / f"vkitti_1.3.1_scenegt/0001/clone/{k:05d}.png", halves((200, 100, 50), (10, 20, 30)))
+        save(root / f"vkitti_1.3.1_depthgt/0001/clone/{k:05d}.png", depth_cm())
+    (root / "vkitti_1.3.1_scenegt/0001_clone_scenegt_rgb_encoding.txt").write_text(
+        "Category(:id) r g b\nCar:0 200 100 50\nVan:1 10 20 30\nSky 90 200 255\n")
+    return root
+
+
+def make_synthia(root: Path, ids: np.ndarray, frames: int = 4) -> Path:
+    for k in range(frames):
+        save(root / f"RGB/{k:07d}.png", photo(k))
+        instance = np.full((H, W), 7, np.uint16)
+        save_png16(root / f"GT/LABELS/{k:07d}.png", np.stack([ids, instance, np.zeros_like(ids)], -1))
+        save_png16(root / f"Depth/Depth/{k:07d}.png", np.repeat(depth_cm()[..., None], 3, -1))
+    return root
+
+
+def make_gta5(root: Path, frames: int = 4) -> Path:
+    for k in range(frames):
+        save(root / f"images/{k + 1:05d}.png", photo(k))
+        labels = Image.fromarray(halves(26, 7))  # Cityscapes ids: car | road, as palette PNGs like GTA5's
+        labels.putpalette([v for i in range(256) for v in (i, 255 - i, 0)])
+        labels.putpixel((0, 0), 0)               # unlabeled
+        (root / "labels").mkdir(exist_ok=True)
+        labels.save(root / f"labels/{k + 1:05d}.png")
+    return root
+
+
+def make_kitti(root: Path, frames: int = 4) -> Path:
+    for k in range(frames):
+        save(root / f"training/image_2/{k:06d}_10.png", photo(k))
+        save(root / f"training/semantic/{k:06d}_10.png", halves(26, 8))  # car | sidewalk
+        save(root / f"testing/image_2/{k:06d}_10.png", photo(k))
+    return root
+
+
+CITY_CLASSES = (7, 26, 23, 21)  # road, car, sky, vegetation: frame k is all class CITY_CLASSES[k % 4]
+
+
+def make_cityscapes(root: Path) -> Path:
+    for split, city, n in (("train", "aachen", 3), ("val", "frankfurt", 2)):
+        for k in range(n):
+            stem = f"{city}_{k:06d}_000019"
+            save(root / f"leftImg8bit/{split}/{city}/{stem}_leftImg8bit.png", photo(k))
+            save(root / f"gtFine/{split}/{city}/{stem}_gtFine_labelIds.png",
+                 np.full((H, W), CITY_CLASSES[k], np.uint8))
+            save(root / f"gtFine/{split}/{city}/{stem}_gtFine_color.png", photo(0))
+    return root
+
+
+# -- formats and mappings --------------------------------------------------------------------------------
+def test_16_bit_pngs_read_back_exactly(tmp_path):
+    grey = np.array([[0, 1234], [65535, 300]], np.uint16)
+    assert np.array_equal(read_array(save(tmp_path / "grey.png", grey)), grey)
+    colour = np.random.default_rng(0).integers(0, 2**16, (5, 7, 3)).astype(np.uint16)
+    assert np.array_equal(read_array(save_png16(tmp_path / "rgb.png", colour)), colour)
+    rgba = np.random.default_rng(1).integers(0, 2**16, (4, 6, 4)).astype(np.uint16)
+    assert np.array_equal(read_array(save_png16(tmp_path / "rgba.png", rgba)), rgba)
+
+
+def test_vkitti2_colours_map_to_classes_and_depth_is_in_metres(tmp_path):
+    ds = open_dataset(f"vkitti2:{make_vkitti2(tmp_path)}", "vkitti10", "train", (H, W))
+    assert len(ds) == 3 and ds.has_labels and ds.has_depth and ds.label_space is VKITTI10
+    image, labels, depth = ds[0]
+    assert image.shape == (3, H, W) and image.dtype == torch.float32 and -1 <= image.min() <= image.max() <= 1
+    assert labels.shape == (H, W) and labels.dtype == torch.int64
+    assert (labels[2:, : W // 2] == CAR).all() and (labels[2:, W // 2:] == ROAD).all()
+    assert (labels[0] == IGNORE_INDEX).all() and labels[1, 0] == IGNORE_INDEX  # GuardRail, unknown colour
+    assert depth.shape == (1, H, W) and depth.dtype == torch.float32
+    assert torch.allclose(depth[0, :, 0], torch.tensor(12.34)) and torch.allclose(depth[0, :, -1], torch.tensor(50.0))
+
+
+def test_vkitti2_without_colors_txt_uses_the_published_colours(tmp_path):
+    ds = open_dataset(f"vkitti2:{make_vkitti2(tmp_path, colors_txt=False)}", "vkitti10", "val", (H, W))
+    assert (ds[0][1][2:, 0] == CAR).all()
+
+
+def test_vkitti1_instance_colours_map_through_their_category(tmp_path):
+    ds = open_dataset(f"vkitti1:{make_vkitti1(tmp_path)}", "vkitti10", "val", (H, W))
+    _, labels, depth = ds[0]
+    assert (labels == CAR).all()  # "Car:0" and "Van:1" are both cars
+    assert torch.allclose(depth[0, 0, 0], torch.tensor(12.34))
+
+
+def test_synthia_16_bit_ids_map_to_16_and_13_classes(tmp_path):
+    ids = halves(8, 21, np.uint16)  # car | wall
+    ids[0] = 264                    # 0x0108: only the whole 16-bit value says "not car"
+    root = make_synthia(tmp_path, ids)
+    _, labels16, depth = open_dataset(f"synthia:{root}", "synthia16", "train", (H, W))[0]
+    _, labels13, _ = open_dataset(f"synthia:{root}", "synthia13", "train", (H, W))[0]
+    assert (labels16[1:, 0] == SYNTHIA16.classes.index("car")).all()
+    assert (labels16[1:, -1] == SYNTHIA16.classes.index("wall")).all() and (labels13[1:, -1] == IGNORE_INDEX).all()
+    assert (labels13[1:, 0] == SYNTHIA13.classes.index("car")).all()
+    assert (labels16[0] == IGNORE_INDEX).all()
+    assert torch.allclose(depth[0, :, 0], torch.tensor(12.34))
+
+
+def test_gta5_cityscapes_ids_and_no_depth(tmp_path):
+    ds = open_dataset(f"gta5:{make_gta5(tmp_path)}", "cityscapes19", "train", (H, W))
+    assert not ds.has_depth and ds.has_labels
+    _, labels, depth = ds[0]
+    assert labels[0, 0] == IGNORE_INDEX  # id 0, unlabeled
+    assert (labels[1:, 0] == CITYSCAPES19.classes.index("car")).all()
+    assert (labels[:, -1] == CITYSCAPES19.classes.index("road")).all()
+    assert (depth == 0).all()
+    assert source_has_depth(f"gta5:{tmp_path}") is False
+    assert source_has_depth(f"vkitti2:{tmp_path}") and source_has_depth("sim")
+
+
+def test_kitti_cityscapes_ids_into_vkitti10_and_splits(tmp_path):
+    root = make_kitti(tmp_path)
+    train = open_dataset(f"kitti:{root}", "vkitti10", "train", (H, W))
+    val = open_dataset(f"kitti:{root}", "vkitti10", "val", (H, W))
+    assert [f.image.name for f in train.files] == ["000000_10.png", "000001_10.png"]
+    assert [f.image.name for f in val.files] == ["000002_10.png", "000003_10.png"]
+    assert all("training" in str(f.image) for f in train.files + val.files)
+    _, labels, _ = val[0]
+    assert (labels[:, 0] == CAR).all() and (labels[:, -1] == IGNORE_INDEX).all()  # sidewalk: not a vkitti10 class
+
+
+def test_cityscapes_official_splits_pair_images_with_their_own_labels(tmp_path):
+    root = make_cityscapes(tmp_path)
+    train = open_dataset(f"cityscapes:{root}", "cityscapes19", "train", (H, W))
+    val = open_dataset(f"cityscapes:{root}", "cityscapes19", "val", (H, W))
+    assert len(train) == 3 and len(val) == 2 and all("frankfurt" in f.image.name for f in val.files)
+    for ds in (train, val):
+        for k, f in enumerate(ds.files):
+            image, labels, _ = ds[k]
+            assert f.labels.name == f.image.name.replace("leftImg8bit", "gtFine_labelIds")
+            brightness = round(((image.mean().item() + 1) * 127.5 - 30) / 50)  # the frame index in its name
+            name = {7: "road", 26: "car", 23: "sky", 21: "vegetation"}[CITY_CLASSES[brightness]]
+            assert (labels == CITYSCAPES19.classes.index(name)).all()
+
+
+# -- resizing --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("size, train", [((8, 16), False), ((7, 23), False), ((32, 32), True), ((16, 64), True)])
+def test_resizing_keeps_only_stored_labels_and_depths(tmp_path, size, train):
+    ds = open_dataset(f"vkitti2:{make_vkitti2(tmp_path)}", "vkitti10", "train", size, train=train)
+    image, labels, depth = ds[1]
+    assert image.shape == (3, *size) and labels.shape == size and depth.shape == (1, *size)
+    assert set(labels.unique().tolist()) <= {CAR, ROAD, IGNORE_INDEX}
+    assert set(depth.unique().tolist()) <= {np.float32(12.34), 50.0}
+    left = labels == CAR  # labels and depth are sampled at the same pixels
+    assert torch.allclose(depth[0][left], torch.tensor(12.34))
+
+
+def test_training_crops_are_seeded_by_seed_and_index(tmp_path):
+    spec = f"vkitti2:{make_vkitti2(tmp_path)}"
+    a = open_dataset(spec, "vkitti10", "train", (16, 16), train=True, seed=1)
+    b = open_dataset(spec, "vkitti10", "train", (16, 16), train=True, seed=1)
+    assert all(torch.equal(x, y) for x, y in zip(a[2], b[2]))
+    crops = {tuple((a[0][1] == CAR).sum(1).tolist()) for a in
+             [open_dataset(spec, "vkitti10", "train", (16, 16), train=True, seed=s) for s in range(6)]}
+    assert len(crops) > 1
+
+
+# -- pairing for training and evaluation ---------------------------------------------------------------
+def test_paired_train_set_is_deterministic_and_wraps(tmp_path):
+    source = open_dataset(f"vkitti2:{make_vkitti2(tmp_path / 's')}", "vkitti10", "train", (16, 32), train=True)
+    target = open_dataset(f"kitti:{make_kitti(tmp_path / 't')}", "vkitti10", "train", (16, 32), train=True)
+    ds = PairedTrainSet(source, target, length=7, seed=3)
+    real, fake, labels, depth = ds[6]
+    assert real.shape == fake.shape == (3, 16, 32) and labels.shape == (16, 32) and depth.shape == (1, 16, 32)
+    assert all(torch.equal(x, y) for x, y in zip(ds[4], PairedTrainSet(source, target, 7, seed=3)[4]))
+    # Each pass over the 3 source files uses every one of them once.
+    firsts = {round(PairedTrainSet(source, target, 6, seed=3)[i][1].mean().item(), 2) for i in range(3)}
+    assert len(firsts) == 3
+
+
+def test_eval_set_spreads_over_the_split_and_needs_labels(tmp_path):
+    ds = open_dataset(f"kitti:{make_kitti(tmp_path)}", "vkitti10", "train", (H, W))
+    assert len(as_eval_set(ds, 1)) == 1 and len(as_eval_set(ds, 50)) == 2
+    unlabelled = tmp_path / "images_only"
+    for k in range(4):
+        save(unlabelled / f"training/image_2/{k:06d}_10.png", photo(k))
+    target = open_dataset(f"kitti:{unlabelled}", "vkitti10", "val", (H, W))
+    assert not target.has_labels and (target[0][1] == IGNORE_INDEX).all()
+    with pytest.raises(ValueError, match="(?s)no label files.*training/semantic"):
+        as_eval_set(target, 2)
+
+
+# -- errors that teach -------------------------------------------------------------------------------------
+def test_missing_folder_and_empty_folder_name_the_expected_layout(tmp_path):
+    with pytest.raises(FileNotFoundError, match="(?s)is not a folder.*Scene\\*/\\*/frames/rgb/Camera_0/rgb_\\*.jpg"):
+        open_dataset(f"vkitti2:{tmp_path / 'nowhere'}", "vkitti10", "train", (H, W))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no images matching leftImg8bit/val/\\*/\\*_leftImg8bit.png"):
+        open_dataset(f"cityscapes:{tmp_path / 'empty'}", "cityscapes19", "val", (H, W))
+
+
+def test_an_image_without_its_label_or_depth_names_both_files(tmp_path):
+    root = make_vkitti2(tmp_path)
+    (root / "Scene01/clone/frames/classSegmentation/Camera_0/classgt_00001.png").unlink()
+    with pytest.raises(FileNotFoundError, match="rgb_00001.jpg has no label file .*classgt_00001.png"):
+        open_dataset(f"vkitti2:{root}", "vkitti10", "train", (H, W))
+    root = make_synthia(tmp_path / "synthia", np.zeros((H, W), np.uint16))
+    (root / "Depth/Depth/0000002.png").unlink()
+    with pytest.raises(FileNotFoundError, match="RGB/0000002.png has no depth file .*Depth/Depth/0000002.png"):
+        open_dataset(f"synthia:{root}", "synthia16", "train", (H, W))
+
+
+def test_a_pair_of_different_frames_is_reported_with_both_names(tmp_path):
+    root = make_gta5(tmp_path)
+    save(root / "labels/00001.png", np.zeros((H, H), np.uint8))
+    ds = open_dataset(f"gta5:{root}", "cityscapes19", "train", (H, W))
+    with pytest.raises(ValueError, match="mismatched pair: image .*images/00001.png is 40×20 but .*labels/00001.png"):
+        ds[0]
+
+
+def test_unknown_kind_corrupt_image_and_bad_palette(tmp_path):
+    with pytest.raises(ValueError, match="unknown dataset kind 'vkitti3'.*" + ", ".join(KINDS)):
+        open_dataset("vkitti3:/data", "vkitti10", "train", (H, W))
+    with pytest.raises(ValueError, match="names no folder"):
+        open_dataset("kitti:", "vkitti10", "train", (H, W))
+    root = make_kitti(tmp_path / "kitti")
+    (root / "training/image_2/000000_10.png").write_bytes(b"not a png")
+    with pytest.raises(OSError, match="cannot read image .*000000_10.png"):
+        open_dataset(f"kitti:{root}", "vkitti10", "train", (H, W))[0]
+    root = make_vkitti2(tmp_path / "vk")
+    (root / "Scene01/clone/colors.txt").write_text("Category r g b\nCar 255 127\n")
+    with pytest.raises(ValueError, match="colors.txt, line 2: expected 'Category r g b'"):
+        open_dataset(f"vkitti2:{root}", "vkitti10", "train", (H, W))
+
+
+# -- end to end ----------------------------------------------------------------------------------------------
+def test_a_few_training_steps_from_vkitti2_to_kitti(tmp_path):
+    from gioada.config import DataConfig, ModelConfig, RunConfig
+    from gioada.train import train
+    data = DataConfig(source=f"vkitti2:{make_vkitti2(tmp_path / 'vkitti2')}",
+                      target=f"kitti:{make_kitti(tmp_path / 'kitti')}", height=32, width=64, batch_size=2,
+                      val_scenes=2)
+    cfg = RunConfig(model=ModelConfig(task_width=8, transform_width=8, disc_width=8, num_steps_per_epoch=2),
+                    data=data, steps=2, val_every=2, accelerator="cpu")
+    result = train(cfg, out_dir=None, progress=False, eval_scenes=2)
+    assert result.info["steps_done"] == 2
+    assert result.metrics["scenes"] == 2 and 0 <= result.metrics["miou"] <= 100
