@@ -38,20 +38,30 @@ def test_transform_starts_as_identity_and_keeps_range():
     x = torch.rand(2, 3, 32, 64) * 1.8 - 0.9
     labels, depth = torch.randint(0, K, (2, 32, 64)), torch.rand(2, 1, 32, 64) * 80
     assert torch.allclose(g(x, labels, depth), x, atol=1e-5)
-    torch.nn.init.normal_(g.decoder[-1].weight, 0, 1.0)  # a trained G moves away from the identity
+    torch.nn.init.normal_(g.head.weight, 0, 1.0)  # a trained G moves away from the identity
     y = g(x, labels, depth)
     assert y.shape == x.shape and bool((y.abs() <= 1).all()) and not torch.allclose(y, x)
 
 
 def test_transform_index_and_onehot_labels_agree():
     g = ImageTransformNetwork(K + 4, 3, width=8)
-    torch.nn.init.normal_(g.decoder[-1].weight, 0, 0.5)
+    torch.nn.init.normal_(g.head.weight, 0, 0.5)
     x, depth = torch.rand(2, 3, 32, 64) * 2 - 1, torch.rand(2, 1, 32, 64) * 80
     labels = torch.randint(0, K, (2, 32, 64))
     labels[0, :4] = 255
     onehot = one_hot_labels(labels, K)
     assert onehot.shape == (2, K, 32, 64) and bool((onehot[0, :, :4] == 0).all())
-    assert torch.equal(g(x, labels, depth), g(x, onehot, depth))
+    noise = torch.randn(2, 1, 32, 64)
+    assert torch.equal(g(x, labels, depth, noise), g(x, onehot, depth, noise))
+
+
+def test_transform_noise_varies_the_output_only_where_trained_to():
+    g = ImageTransformNetwork(K + 4, 3, width=8)
+    x, labels, depth = torch.rand(1, 3, 32, 64) * 2 - 1, torch.randint(0, K, (1, 32, 64)), torch.ones(1, 1, 32, 64)
+    assert torch.allclose(g(x, labels, depth), g(x, labels, depth), atol=1e-6)  # identity at start
+    torch.nn.init.normal_(g.head.weight, 0, 0.5)
+    assert not torch.allclose(g(x, labels, depth), g(x, labels, depth))  # noise input: texture varies
+    assert torch.equal(g(x, labels, depth, torch.zeros(1, 1, 32, 64)), g(x, labels, depth, torch.zeros(1, 1, 32, 64)))
 
 
 def test_transform_rejects_bad_labels():

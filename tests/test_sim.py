@@ -46,8 +46,9 @@ def test_shift_grows_with_strength():
 def test_each_component_changes_the_image(component):
     alone = Shift(1.0).without(*(c for c in COMPONENTS if c != component))
     none = Shift(1.0).without(*COMPONENTS)
-    assert np.array_equal(render(2, "target", H, W, none).image, render(2, "source", H, W).image)
-    assert not np.array_equal(render(2, "target", H, W, alone).image, render(2, "source", H, W).image), component
+    h, w = 96, 288
+    assert np.array_equal(render(2, "target", h, w, none).image, render(2, "source", h, w).image)
+    assert not np.array_equal(render(2, "target", h, w, alone).image, render(2, "source", h, w).image), component
 
 
 def test_ground_depth_follows_camera_geometry():

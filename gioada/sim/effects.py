@@ -43,7 +43,7 @@ def finish(color: np.ndarray, labels: np.ndarray, depth: np.ndarray, scene: Scen
                                    shift.level("haze"), HAZE_RGB, HAZE_DISTANCE, shift.level("color"),
                                    np.array(scene.grade))
     if (s := shift.level("blur")) > 0:
-        color = kernels.blur(color, 0.7 * s * color.shape[1] / 384)
+        color = kernels.blur(color, s * color.shape[1] / 384)
     kernels.sensor(color, seed, shift.level("vignette"), shift.level("noise"), out)
     if (s := shift.level("compression")) > 0:
         out = jpeg(out, s)

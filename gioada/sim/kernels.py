@@ -326,7 +326,7 @@ def sensor(color, seed, vignette, noise, out):
         dv = (v + 0.5) / height * 2 - 1
         for u in range(width):
             du = (u + 0.5) / width * 2 - 1
-            gain = 1 - 0.3 * vignette * (du * du + dv * dv) / 2
+            gain = 1 - 0.15 * vignette * (du * du + dv * dv) / 2
             n0, n1, n2 = _uniform3(seed, v, u, 3) if noise > 0 else (0.0, 0.0, 0.0)
             out[v, u, 0] = np.uint8(min(max(color[v, u, 0] * gain + 7 * noise * n0 + 0.5, 0.0), 255.0))
             out[v, u, 1] = np.uint8(min(max(color[v, u, 1] * gain + 7 * noise * n1 + 0.5, 0.0), 255.0))
