@@ -28,8 +28,8 @@ class ModelConfig:
     betas: tuple[float, float] = (0.5, 0.999)
     num_epochs: int = 1
     num_steps_per_epoch: int = 1000
-    lam_input: float = 0.05
-    lam_output: float = 0.01
+    lam_input: float = 0.1
+    lam_output: float = 0.02
     lam_depth: float = 0.5
     # Extras beyond the reference design (all with defaults).
     task_width: int = 16             # channels of the task backbone's first stage

@@ -34,7 +34,7 @@ class GIOAda(pl.LightningModule):
 
     def __init__(self, num_classes: int = 10, pretrained_backbone: bool = False, init_lr: float = 1e-3,
                  betas: tuple[float, float] = (0.5, 0.999), num_epochs: int = 1, num_steps_per_epoch: int = 1000,
-                 lam_input: float = 0.05, lam_output: float = 0.01, lam_depth: float = 0.5, *,
+                 lam_input: float = 0.1, lam_output: float = 0.02, lam_depth: float = 0.5, *,
                  task_width: int = 16, transform_width: int = 16, disc_width: int = 16, output_stride: int = 16,
                  backbone_weights: str | None = None, max_depth: float = 80.0) -> None:
         super().__init__()
