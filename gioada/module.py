@@ -162,7 +162,7 @@ class GIOAda(pl.LightningModule):
         logs["train/lr"] = torch.tensor(sched_g.get_last_lr()[0])
         if not torch.isfinite(g_terms["total"]):
             raise FloatingPointError(f"non-finite generator loss at step {self.global_step}: "
-                                     f"{ {k: float(v) for k, v in g_terms.items()} }")
+                                     f"{ {k: float(v.detach()) for k, v in g_terms.items()} }")
         self.log_dict(logs, prog_bar=False, on_step=True, on_epoch=False, batch_size=real_images.shape[0])
         self.log("loss", g_terms["total"].detach(), prog_bar=True, on_step=True, on_epoch=False,
                  batch_size=real_images.shape[0])

@@ -1,0 +1,848 @@
+"""Fine-tuning from the app: validated parameters, one run at a time in a background thread, live progress.
+
+:class:`FinetuneManager` starts :func:`gioada.train.train` in a thread with a Lightning callback that
+records every logged loss and the discriminators' confidences, times the steps, refreshes a preview of a
+fixed scene, and stops the run promptly when asked (``trainer.should_stop``). Whatever happens the run
+ends with a message: finished, stopped (what was trained is kept), diverged (NaN/inf: the last good
+weights are kept), out of memory (with advice), or failed. Runs are saved atomically under ``runs_dir``
+with names that cannot leave it; the shipped models are never written to.
+
+:class:`StepLab` is the Learn tab's "step once": one discriminator step, then one generator step, on a
+fixed batch, measuring what each changed.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import html
+import logging
+import math
+import re
+import shlex
+import tempfile
+import threading
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from matplotlib.figure import Figure
+from pytorch_lightning.callbacks import Callback
+
+from .checkpoint import save_run
+from .classes import VKITTI10, LabelSpace, get_label_space
+from .config import DataConfig, ModelConfig, RunConfig
+from .data import eval_set, tensor_to_image, train_set
+from .evaluate import evaluate
+from .explore import RUN_NAME, ModelRegistry, check_int, check_number, tile_row
+from .inference import pick_device
+from .module import GIOAda
+from .train import make_model, train
+from .viz import overlay
+
+log = logging.getLogger(__name__)
+
+_M = ModelConfig()
+# (lam_input, lam_output, lam_depth) of the paper's ablation, as presets for the sliders.
+PRESETS: dict[str, tuple[float, float, float]] = {
+    "No adaptation": (0.0, 0.0, _M.lam_depth),
+    "Input only": (_M.lam_input, 0.0, _M.lam_depth),
+    "Output only": (0.0, _M.lam_output, _M.lam_depth),
+    "Full GIO-Ada": (_M.lam_input, _M.lam_output, _M.lam_depth),
+}
+
+
+
+def preset(name: str) -> tuple[float, float, float]:
+    """(lam_input, lam_output, lam_depth) of a named preset."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {str(name)[:40]!r}: choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+# Valid ranges, checked here because API callers skip the sliders. (lo, hi) inclusive.
+LIMITS: dict[str, tuple[float, float]] = {
+    "lam_input": (0.0, 10.0), "lam_output": (0.0, 10.0), "lam_depth": (0.0, 10.0),
+    "lr": (1e-6, 0.1), "steps": (1, 20_000), "batch_size": (1, 64), "height": (32, 512), "seed": (0, 2**31 - 1),
+}
+MAX_RUN_NAME = 48
+
+
+class RunInProgress(RuntimeError):
+    """A second Start while a run trains."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Parameters
+# ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FinetuneParams:
+    """What the Fine-tune tab sets. Image size is ``height × 3·height`` (KITTI's aspect)."""
+
+    lam_input: float = _M.lam_input
+    lam_output: float = _M.lam_output
+    lam_depth: float = _M.lam_depth
+    lr: float = 1e-3
+    steps: int = 150
+    batch_size: int = 4
+    height: int = 48
+    seed: int = 0
+    start_from: str = ""                  # "" = from scratch, else a ModelRegistry key
+    run_name: str = ""                    # "" = named after the preset and the time
+
+    @property
+    def width(self) -> int:
+        return 3 * self.height
+
+    @classmethod
+    def validated(cls, **values: Any) -> "FinetuneParams":
+        """Check and convert raw values (from sliders or an API call); errors name the valid range."""
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown fine-tuning parameter(s) {sorted(unknown)}")
+        out: dict[str, Any] = {}
+        for name in ("lam_input", "lam_output", "lam_depth", "lr"):
+            if name in values:
+                out[name] = check_number(name, values[name], *LIMITS[name])
+        for name in ("steps", "batch_size", "height", "seed"):
+            if name in values:
+                out[name] = check_int(name, values[name], *LIMITS[name])
+        if "height" in out and out["height"] % 16:
+            raise ValueError(f"height={out['height']} is invalid: expected a multiple of 16 in "
+                             f"[{LIMITS['height'][0]:g}, {LIMITS['height'][1]:g}] (the width is 3 × height)")
+        for name in ("start_from", "run_name"):
+            v = values.get(name)
+            if v is None:
+                continue
+            if not isinstance(v, str) or len(v) > 200:
+                raise ValueError(f"{name} must be a short text, got {str(v)[:40]!r}")
+            out[name] = v.strip()
+        return cls(**out)
+
+
+def safe_run_name(text: str) -> str:
+    """A user's run name -> a folder name that stays inside ``runs/``: lower-case letters, digits, '.', '-'
+    and '_', starting with a letter or digit (no '..', no '/', no hidden names), at most 48 characters."""
+    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode().lower()
+    name = re.sub(r"[^a-z0-9._-]+", "-", text)
+    name = re.sub(r"[-.]*-[-.]*", "-", name)             # "/../" and friends -> one dash
+    name = re.sub(r"\.{2,}", ".", name).strip("._-")[:MAX_RUN_NAME].strip("._-")
+    if not name:
+        raise ValueError(f"run name {str(text)[:40]!r} has no letters or digits: use e.g. 'full-gioada-1'")
+    assert RUN_NAME.match(name), name
+    return name
+
+
+def _unique_dir(runs_dir: Path, name: str) -> Path:
+    base, n = name, 2
+    while (runs_dir / name).exists() or any(runs_dir.glob(f".{name}.*")):
+        suffix = f"-{n}"
+        name, n = base[:MAX_RUN_NAME - len(suffix)] + suffix, n + 1
+    path = runs_dir / name
+    # Belt and braces: the name is already restricted to [a-z0-9._-] without leading dots.
+    if path.resolve().parent != runs_dir.resolve():
+        raise ValueError(f"run name {name!r} would leave {runs_dir}")
+    return path
+
+
+def device_note(device: torch.device | None = None) -> str:
+    """Which device fine-tuning uses, and what that means for speed (Markdown)."""
+    device = device or pick_device()
+    if device.type == "cuda":
+        return (f"**Device: GPU** ({torch.cuda.get_device_name(device)}). Each step takes milliseconds: "
+                "raise the steps, batch and image size freely.")
+    n = torch.get_num_threads()
+    return (f"**Device: CPU** ({n} thread{'s' if n > 1 else ''}; no GPU found). The defaults are sized to finish "
+            "in a couple of minutes here; larger images and batches slow every step down proportionally, "
+            "and a GPU would be one to two orders of magnitude faster.")
+
+
+# ---------------------------------------------------------------------------------------------------
+# A run's live state
+# ---------------------------------------------------------------------------------------------------
+FINISHED = ("done", "stopped", "diverged", "oom", "failed")
+
+
+@dataclass
+class Snapshot:
+    """A consistent copy of a run's state for display."""
+
+    version: int
+    state: str                            # preparing, training, evaluating, saving, or one of FINISHED
+    run_name: str
+    step: int
+    total: int
+    elapsed: float
+    steps_per_second: float | None
+    eta_seconds: float | None
+    history: list[dict[str, float]]       # one row per step: "step" and every logged "train/..." value
+    preview: np.ndarray | None
+    message: str
+    before: dict[str, Any] | None         # evaluate() of the starting weights on held-out target scenes
+    after: dict[str, Any] | None
+    run_key: str | None                   # ModelRegistry key of the saved run
+    params: FinetuneParams
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
+
+
+class FinetuneJob:
+    """One fine-tuning run in a background thread. Read it with :meth:`snapshot` or :meth:`updates`."""
+
+    def __init__(self, params: FinetuneParams, cfg: RunConfig, out_dir: Path, preview_every: int) -> None:
+        self.params, self.cfg, self.out_dir = params, cfg, out_dir
+        self.preview_every = preview_every
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._version = 0
+        self._state, self._message = "preparing", "Preparing: building the model and measuring it before training…"
+        self._step, self._history, self._preview = 0, [], None
+        self._t0 = time.perf_counter()
+        self._train_t0: float | None = None
+        self._rate: float | None = None
+        self._before = self._after = None
+        self._run_key: str | None = None
+        self.thread: threading.Thread | None = None
+
+    # -- written by the training thread ----------------------------------------------------------------
+    def _update(self, **changes: Any) -> None:
+        with self._cond:
+            for k, v in changes.items():
+                setattr(self, "_" + k, v)
+            self._version += 1
+            self._cond.notify_all()
+
+    def _record(self, step: int, metrics: dict[str, float], preview: np.ndarray | None) -> None:
+        now = time.perf_counter()
+        with self._cond:
+            if self._train_t0 is None:
+                self._train_t0 = now
+            elif step > 1:
+                # Steps/s over the steps after the first (the first includes Lightning's warm-up).
+                self._rate = (step - 1) / max(now - self._train_t0, 1e-9)
+            self._step = step
+            if metrics:
+                self._history.append({"step": step, **metrics})
+            if preview is not None:
+                self._preview = preview
+            self._version += 1
+            self._cond.notify_all()
+
+    # -- read by anyone ----------------------------------------------------------------------------------
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+        if not self.snapshot().finished:
+            self._update(message="Stopping after the current step; what was trained so far will be kept…")
+
+    def snapshot(self) -> Snapshot:
+        with self._cond:
+            total = self.cfg.steps
+            eta = (total - self._step) / self._rate if self._rate and self._state == "training" else None
+            return Snapshot(
+                version=self._version, state=self._state, run_name=self.out_dir.name, step=self._step, total=total,
+                elapsed=time.perf_counter() - self._t0, steps_per_second=self._rate, eta_seconds=eta,
+                history=list(self._history), preview=self._preview, message=self._message, before=self._before,
+                after=self._after, run_key=self._run_key, params=self.params)
+
+    def updates(self, min_interval: float = 0.75, timeout: float = 3600 * 24) -> Iterator[Snapshot]:
+        """Snapshots as the run progresses, at most one per ``min_interval`` s, ending with the final one."""
+        seen, deadline = -1, time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._cond:
+                self._cond.wait_for(lambda: self._version != seen, timeout=min_interval * 4)
+            snap = self.snapshot()
+            if snap.version != seen:
+                seen = snap.version
+                yield snap
+            if snap.finished:
+                return
+            time.sleep(min_interval)
+
+    def wait(self, timeout: float | None = None) -> Snapshot:
+        if self.thread is not None:
+            self.thread.join(timeout)
+        return self.snapshot()
+
+
+class _Progress(Callback):
+    """Streams a run's progress into its :class:`FinetuneJob`; keeps the last good weights; obeys Stop."""
+
+    def __init__(self, job: FinetuneJob, preview_scene: tuple[torch.Tensor, ...], space_name: str) -> None:
+        self.job, self.scene, self.space = job, preview_scene, get_label_space(space_name)
+        self.module: GIOAda | None = None
+        self.good_state: dict[str, torch.Tensor] | None = None
+        self.good_step = 0
+        self.steps = 0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: GIOAda) -> None:
+        self.module = pl_module
+        self.job._update(state="training", message="Training…")
+        self.job._record(0, {}, preview(pl_module, *self.scene, space=self.space))
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: GIOAda, batch: Any, batch_idx: int) -> None:
+        # A copy of the weights before each step: if the step diverges, these are the last good ones.
+        self.good_state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+        self.good_step = self.steps
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: GIOAda, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        self.steps += 1
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
+                   if k.startswith("train/") and torch.as_tensor(v).numel() == 1}
+        last = self.steps >= self.job.cfg.steps or self.job.stop_requested
+        image = (preview(pl_module, *self.scene, space=self.space)
+                 if self.steps % self.job.preview_every == 0 or last else None)
+        self.job._record(self.steps, metrics, image)
+        if self.job.stop_requested:
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: GIOAda) -> None:
+        self.job._update(state="evaluating", message="Evaluating on held-out target scenes…")
+
+
+@torch.no_grad()
+def preview(model: GIOAda, image: torch.Tensor, labels: torch.Tensor, depth: torch.Tensor, target: torch.Tensor,
+            space: LabelSpace = VKITTI10) -> np.ndarray:
+    """The preview strip: source | G(source) | T's segmentation of the target image (a fixed scene)."""
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        x_s, y, d, x_t = (t[None].to(device) for t in (image, labels, depth, target))
+        translated = model.translate(x_s, y, d)
+        pred = model(x_t)[0].argmax(1)[0].cpu().numpy()
+    finally:
+        model.train(was_training)
+    prediction = overlay(tensor_to_image(target), pred, 0.7, space)
+    return tile_row([(tensor_to_image(image), "source"), (tensor_to_image(translated[0]), "G(source)"),
+                     (prediction, "prediction on target")], scale=2 if image.shape[-1] <= 256 else 1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The manager: one run at a time
+# ---------------------------------------------------------------------------------------------------
+class FinetuneManager:
+    """Starts, stops and reports fine-tuning runs, one at a time, saving them under ``registry.runs_dir``.
+
+    Args:
+        registry: where starting models come from and where runs are saved.
+        data: the data to train on (the simulator by default, or datasets on disk).
+        eval_scenes: held-out target scenes for the before/after evaluation.
+        accelerator: "auto" (GPU when present), "cpu" or "gpu".
+    """
+
+    def __init__(self, registry: ModelRegistry, *, data: DataConfig | None = None, eval_scenes: int = 24,
+                 accelerator: str = "auto") -> None:
+        self.registry, self.data = registry, data or DataConfig()
+        self.eval_scenes, self.accelerator = eval_scenes, accelerator
+        self._lock = threading.Lock()
+        self._job: FinetuneJob | None = None
+
+    @property
+    def current(self) -> FinetuneJob | None:
+        return self._job
+
+    def busy(self) -> bool:
+        job = self._job
+        return job is not None and job.thread is not None and job.thread.is_alive()
+
+    def config(self, params: FinetuneParams) -> RunConfig:
+        """The RunConfig for ``params``: the starting model's architecture, the sliders' settings."""
+        if params.start_from:
+            base = self.registry.config(params.start_from)
+            init_from = str(self.registry.resolve(params.start_from))
+        else:
+            base, init_from = RunConfig(), None
+        if params.lam_depth > 0 and self.data.source != "sim":
+            from .data.real import source_has_depth
+            if not source_has_depth(self.data.source):
+                raise ValueError(f"the source dataset {self.data.source.split(':')[0]} has no depth: "
+                                 "set lam_depth to 0")
+        model = dataclasses.replace(base.model, lam_input=params.lam_input, lam_output=params.lam_output,
+                                    lam_depth=params.lam_depth, init_lr=params.lr, pretrained_backbone=False,
+                                    num_epochs=1, num_steps_per_epoch=params.steps)
+        data = dataclasses.replace(self.data, height=params.height, width=params.width,
+                                   batch_size=params.batch_size, val_scenes=min(8, self.eval_scenes),
+                                   num_workers=0)
+        try:
+            return RunConfig(model=model, data=data, steps=params.steps, seed=params.seed, val_every=params.steps,
+                             accelerator=self.accelerator, init_from=init_from)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"invalid settings: {e}") from e
+
+    def start(self, params: FinetuneParams, *, callbacks: Sequence[Callback] = ()) -> FinetuneJob:
+        """Start a run in the background; RunInProgress if one is already training."""
+        cfg = self.config(params)
+        if params.start_from:
+            self.registry.load(params.start_from)  # refuse unloadable (e.g. pickled) weights now, not mid-run
+        name = safe_run_name(params.run_name) if params.run_name else _default_name(params)
+        with self._lock:
+            if self.busy():
+                snap = self._job.snapshot()
+                raise RunInProgress(
+                    f"A fine-tuning run ('{snap.run_name}', step {snap.step}/{snap.total}) is already in progress. "
+                    "Only one run trains at a time: please wait for it to finish (you can keep exploring meanwhile).")
+            self.registry.runs_dir.mkdir(parents=True, exist_ok=True)
+            out_dir = _unique_dir(self.registry.runs_dir, name)
+            job = FinetuneJob(params, cfg, out_dir, preview_every=max(1, min(10, params.steps // 15)))
+            job.thread = threading.Thread(target=self._run, args=(job, tuple(callbacks)), daemon=True,
+                                          name=f"finetune-{out_dir.name}")
+            self._job = job
+            job.thread.start()
+        return job
+
+    def stop(self) -> str:
+        """Ask the current run to stop after its current step (what was trained is kept)."""
+        job = self._job
+        if job is None or job.snapshot().finished:
+            return "No run is in progress."
+        job.request_stop()
+        return f"Stopping '{job.out_dir.name}' after the current step…"
+
+    # -- the training thread -------------------------------------------------------------------------------
+    def _run(self, job: FinetuneJob, extra: tuple[Callback, ...]) -> None:
+        cfg, params = job.cfg, job.params
+        progress: _Progress | None = None
+        try:
+            # 1. The starting weights, measured on held-out target scenes (same seed as train(): same init).
+            pl.seed_everything(cfg.seed, verbose=False)
+            start = make_model(cfg)
+            before = evaluate(start, cfg.data, "target", self.eval_scenes)
+            del start
+            job._update(before=before, message="Training…")
+            # 2. Train, streaming progress.
+            progress = _Progress(job, _preview_scene(cfg), cfg.data.label_space)
+            result = train(cfg, None, callbacks=[progress, *extra], progress=False, eval_scenes=self.eval_scenes,
+                           command=_command(cfg, job.out_dir, self.eval_scenes))
+            stopped = job.stop_requested and result.info.get("interrupted", False)
+            self._save(job, result.model, result.metrics, result.info, progress,
+                       "stopped" if stopped else "done",
+                       (f"Stopped at step {progress.steps}/{cfg.steps}; the model trained so far"
+                        if stopped else f"Finished {progress.steps} steps; the model") + " was saved as ")
+        except FloatingPointError as e:
+            # 3. Divergence: GIOAda raises on a non-finite loss. Keep the weights from before that step.
+            self._diverged(job, progress, e)
+        except torch.OutOfMemoryError:
+            job._update(state="oom", message=_oom_advice(params, "the GPU"))
+        except MemoryError:
+            job._update(state="oom", message=_oom_advice(params, "the machine"))
+        except RuntimeError as e:
+            if "allocate" in str(e) or "out of memory" in str(e).lower():
+                job._update(state="oom", message=_oom_advice(params, "the machine"))
+            else:
+                self._failed(job, e)
+        except Exception as e:  # noqa: BLE001 - a background thread must always end with a message; logged in full
+            self._failed(job, e)
+
+    def _failed(self, job: FinetuneJob, e: BaseException) -> None:
+        log.exception("fine-tuning run %s failed", job.out_dir.name)
+        job._update(state="failed", message=f"Training failed: {type(e).__name__}: {str(e)[:300]}. Nothing was saved.")
+
+    def _diverged(self, job: FinetuneJob, progress: _Progress | None, e: FloatingPointError) -> None:
+        if progress is None or progress.module is None or progress.good_state is None:
+            job._update(state="diverged", message=f"The loss became NaN/inf before the first step finished ({e}). "
+                        "Nothing was saved: try a smaller learning rate or smaller lambdas.")
+            return
+        model = progress.module.to("cpu")
+        model.load_state_dict({k: v.cpu() for k, v in progress.good_state.items()})
+        job._update(state="evaluating", message="The loss diverged; evaluating the last good weights…")
+        after = evaluate(model, job.cfg.data, "target", self.eval_scenes)
+        info = {"steps_done": progress.good_step, "interrupted": True, "diverged": str(e)[:500],
+                "command": _command(job.cfg, job.out_dir, self.eval_scenes)}
+        self._save(job, model, after, info, progress, "diverged",
+                   f"The loss became NaN/inf at step {progress.good_step + 1} (try a smaller learning rate or "
+                   f"smaller lambdas). Training stopped; the last good weights (step {progress.good_step}) "
+                   "were saved as ")
+
+    def _save(self, job: FinetuneJob, model: GIOAda, after: dict[str, Any], info: dict[str, Any],
+              progress: _Progress, state: str, message: str) -> None:
+        job._update(state="saving", after=after, message="Saving the run…")
+        snap = job.snapshot()
+        with tempfile.TemporaryDirectory(prefix="gioada-app-log-") as tmp:
+            log_csv = Path(tmp) / "log.csv"
+            _write_csv(snap.history, log_csv)
+            with self._lock:
+                out = _unique_dir(self.registry.runs_dir, job.out_dir.name)
+                save_run(out, model.to("cpu"), job.cfg, log_csv=log_csv, info={**info, "source": "app"},
+                         metrics={"target": after, "target_before": snap.before})
+        job.out_dir = out
+        key = "runs/" + out.name
+        job._update(state=state, run_key=key, message=message + f"'{out.name}' (pick it in Explore).")
+
+
+def _default_name(params: FinetuneParams) -> str:
+    preset = next((k for k, v in PRESETS.items()
+                   if v == (params.lam_input, params.lam_output, params.lam_depth)), "custom")
+    return safe_run_name(f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def _oom_advice(params: FinetuneParams, where: str) -> str:
+    return (f"Out of memory on {where} at batch size {params.batch_size} and {params.height}×{params.width} "
+            "images. Try a smaller batch size or image size (memory grows with batch × height × width). "
+            "Nothing was saved.")
+
+
+def _preview_scene(cfg: RunConfig) -> tuple[torch.Tensor, ...]:
+    """A fixed held-out scene at the run's size: (source image, labels, depth, target image). With the
+    simulator, both are held-out scene 0 (one layout, two domains); with datasets, each one's first image."""
+    image, labels, depth = eval_set(cfg.data, "source", 1)[0]
+    return image, labels, depth, eval_set(cfg.data, "target", 1)[0][0]
+
+
+def _write_csv(history: list[dict[str, float]], path: Path) -> None:
+    keys = ["step"] + sorted({k for row in history for k in row} - {"step"})
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def _command(cfg: RunConfig, out_dir: Path, eval_scenes: int) -> str:
+    """The CLI command that reproduces this run."""
+    m, d = cfg.model, cfg.data
+    args = ["python", "-m", "gioada", "train", "--out", str(out_dir), "--steps", cfg.steps, "--seed", cfg.seed,
+            "--lr", m.init_lr, "--lam-input", m.lam_input, "--lam-output", m.lam_output, "--lam-depth", m.lam_depth,
+            "--height", d.height, "--width", d.width, "--batch-size", d.batch_size, "--shift", d.shift,
+            "--task-width", m.task_width, "--transform-width", m.transform_width, "--disc-width", m.disc_width,
+            "--val-every", cfg.val_every, "--val-scenes", d.val_scenes, "--eval-scenes", eval_scenes]
+    if d.source != "sim" or d.target != "sim":
+        args += ["--source", d.source, "--target", d.target, "--label-space", d.label_space]
+    if cfg.init_from:
+        args += ["--init-from", cfg.init_from]
+    return " ".join(shlex.quote(str(a)) for a in args)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Step once (the Learn tab)
+# ---------------------------------------------------------------------------------------------------
+@dataclass
+class StepReport:
+    """What one discriminator step and one generator step changed, on a fixed batch."""
+
+    steps: int
+    measures: dict[str, dict[str, float]]      # "before", "after D step", "after G step" -> named numbers
+    image: np.ndarray                          # G(source) before | after | amplified change
+    summary: str                               # Markdown
+    rows: list[list[Any]] = field(default_factory=list)  # a table: quantity, before, after D, after G
+
+
+@contextlib.contextmanager
+def _frozen_batchnorm_stats(model: torch.nn.Module) -> Iterator[None]:
+    """Measure in train mode (the statistics the step sees) without moving BatchNorm's running stats."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, s in zip(bns, saved):
+            m.momentum = s
+
+
+class StepLab:
+    """One GIOAda and one fixed batch for the "step once" mode: :meth:`reset`, then :meth:`step` repeatedly."""
+
+    def __init__(self, registry: ModelRegistry, data: DataConfig | None = None) -> None:
+        self.registry, self.data = registry, data or DataConfig()
+        self.model: GIOAda | None = None
+        self.steps = 0
+        self._lock = threading.Lock()
+
+    def reset(self, start_from: str = "", lam_input: Any = _M.lam_input, lam_output: Any = _M.lam_output,
+              lam_depth: Any = _M.lam_depth, lr: Any = 1e-3, seed: Any = 0, batch_size: int = 4,
+              height: int = 48) -> StepReport:
+        p = FinetuneParams.validated(lam_input=lam_input, lam_output=lam_output, lam_depth=lam_depth, lr=lr,
+                                     seed=seed, start_from=start_from or "", batch_size=batch_size, height=height,
+                                     steps=1)
+        cfg = FinetuneManager(self.registry, data=self.data, accelerator="cpu").config(p)
+        with self._lock, torch.random.fork_rng(devices=[]):
+            # A private RNG stream: a lab reset must not reseed a fine-tuning run training meanwhile.
+            torch.manual_seed(p.seed)
+            model = make_model(cfg).to(pick_device()).train()
+            (opt_g, opt_d), _ = model.configure_optimizers()
+            for opt in (opt_g, opt_d):       # a constant learning rate: no OneCycle warm-up for single steps
+                for group in opt.param_groups:
+                    group["lr"], group["betas"] = p.lr, tuple(model.hparams.betas)
+            device = next(model.parameters()).device
+            batch = next(iter(torch.utils.data.DataLoader(train_set(cfg.data, p.batch_size, p.seed),
+                                                          batch_size=p.batch_size)))
+            self.model, self.opt_g, self.opt_d = model, opt_g, opt_d
+            self.batch = tuple(t.to(device) for t in batch)
+            self.steps, self.seed = 0, p.seed
+            m = self._measure()
+            return StepReport(0, {"before": m}, self._image(self._translation(), self._translation()),
+                              "A fresh model and a fixed batch are ready. Press **Step once**.",
+                              [[k, round(v, 4), None, None] for k, v in m.items()])
+
+    @torch.no_grad()
+    def _measure(self) -> dict[str, float]:
+        model, (real, fake, labels, depths) = self.model, self.batch
+        with _frozen_batchnorm_stats(model):
+            translated = model.translate(fake, labels, depths)
+            logits, depth = model.task_network(translated)
+            out_real = model.task_outputs(*model.task_network(real))
+            out_fake = model.task_outputs(logits, depth)
+            g = model.generator_loss(translated, logits, depth, labels, depths)
+            d = model.discriminator_loss(real, translated, out_real, out_fake)
+            measures = {"G+T loss (total)": g["total"], "seg loss": g["seg"]}
+            for k in ("depth", "adv_in", "adv_out"):
+                if k in g:
+                    measures[f"{k} loss"] = g[k]
+            measures["D loss (total)"] = d["total"]
+            measures["D_in P(real | target)"] = model.input_discriminator(real).mean()
+            measures["D_in P(real | G(source))"] = model.input_discriminator(translated).mean()
+            measures["D_out P(real | T(target))"] = model.output_discriminator(out_real).mean()
+            measures["D_out P(real | T(G(source)))"] = model.output_discriminator(out_fake).mean()
+        return {k: float(v) for k, v in measures.items()}
+
+    @torch.no_grad()
+    def _translation(self) -> torch.Tensor:
+        _, fake, labels, depths = self.batch
+        with _frozen_batchnorm_stats(self.model):
+            return self.model.translate(fake[:1], labels[:1], depths[:1])[0].detach().clone()
+
+    @staticmethod
+    def _set_trainable(modules: Sequence[torch.nn.Module], on: bool) -> None:
+        for module in modules:
+            for p in module.parameters():
+                p.requires_grad_(on)
+
+    def step(self) -> StepReport:
+        """One discriminator step, then one generator step (as in GIOAda.training_step), with measurements."""
+        with self._lock, torch.random.fork_rng(devices=[]):
+            if self.model is None:
+                raise ValueError("press Reset first: there is no model to step yet")
+            torch.manual_seed(self.seed * 100_003 + self.steps)  # reproducible, and private (see reset)
+            model, (real, fake, labels, depths) = self.model, self.batch
+            discs = [model.input_discriminator, model.output_discriminator]
+            gens = [model.fake_transformation, model.task_network]
+            before, t_before = self._measure(), self._translation()
+
+            # 1. Discriminator step: only D_in and D_out change.
+            if model.adapts:
+                with torch.no_grad():
+                    translated = model.translate(fake, labels, depths)
+                    out_real = model.task_outputs(*model.task_network(real)) if model.hparams.lam_output else None
+                    out_fake = model.task_outputs(*model.task_network(translated)) if model.hparams.lam_output else None
+                self._set_trainable(gens, False)
+                d_terms = model.discriminator_loss(real, translated, out_real, out_fake)
+                self.opt_d.zero_grad(set_to_none=True)
+                d_terms["total"].backward()
+                self.opt_d.step()
+                self._set_trainable(gens, True)
+            after_d = self._measure()
+
+            # 2. Generator step: only G and T change.
+            self._set_trainable(discs, False)
+            translated = model.translate(fake, labels, depths)
+            logits, depth = model.task_network(translated)
+            g_terms = model.generator_loss(translated, logits, depth, labels, depths)
+            self.opt_g.zero_grad(set_to_none=True)
+            g_terms["total"].backward()
+            self.opt_g.step()
+            self._set_trainable(discs, True)
+            if not torch.isfinite(g_terms["total"]):
+                raise ValueError("the loss became NaN/inf: press Reset and use a smaller learning rate")
+            after_g, t_after = self._measure(), self._translation()
+            self.steps += 1
+            measures = {"before": before, "after D step": after_d, "after G step": after_g}
+            rows = [[k, round(before[k], 4), round(after_d[k], 4), round(after_g[k], 4)] for k in before]
+            return StepReport(self.steps, measures, self._image(t_before, t_after),
+                              _step_summary(model, before, after_d, after_g, t_before, t_after), rows)
+
+    @staticmethod
+    def _image(before: torch.Tensor, after: torch.Tensor) -> np.ndarray:
+        a, b = tensor_to_image(before), tensor_to_image(after)
+        change = np.abs(b.astype(np.int16) - a.astype(np.int16)).max(axis=2)
+        gain = 255.0 / max(float(change.max()), 1.0)
+        heat = np.stack([np.clip(change * gain, 0, 255)] * 3, axis=2).astype(np.uint8)
+        heat[..., 2] = 255 - heat[..., 2] // 2
+        return tile_row([(a, "G(source) before"), (b, "G(source) after"),
+                         (heat, f"change (x{gain:.0f}; max {int(change.max())}/255)")],
+                        scale=2 if a.shape[1] <= 256 else 1)
+
+
+def _step_summary(model: GIOAda, before: dict[str, float], after_d: dict[str, float], after_g: dict[str, float],
+                  t_before: torch.Tensor, t_after: torch.Tensor) -> str:
+    def arrow(m: dict[str, float], n: dict[str, float], k: str, pct: bool = False) -> str:
+        f = (lambda v: f"{100 * v:.2f}%") if pct else (lambda v: f"{v:.4f}")
+        return f"{f(m[k])} → {f(n[k])}"
+
+    def moved(m: dict[str, float], n: dict[str, float], k: str) -> str:
+        return "rose" if n[k] > m[k] else "fell" if n[k] < m[k] else "stayed"
+
+    lines = []
+    if model.adapts:
+        lines.append(
+            f"**Discriminator step** (only D_in and D_out changed): D loss {arrow(before, after_d, 'D loss (total)')}. "
+            f"D_in's P(real) for target images {arrow(before, after_d, 'D_in P(real | target)', True)}, for "
+            f"translated source images {arrow(before, after_d, 'D_in P(real | G(source))', True)}: it is trained "
+            "to push the first up and the second down, i.e. to tell the domains apart.")
+    else:
+        lines.append("**Discriminator step**: skipped — with λ_in = λ_out = 0 there is no adversary to train.")
+    change = (tensor_to_image(t_after).astype(np.int16) - tensor_to_image(t_before).astype(np.int16))
+    lines.append(
+        f"**Generator step** (only G and T changed): G+T loss {arrow(after_d, after_g, 'G+T loss (total)')} "
+        f"(segmentation {arrow(after_d, after_g, 'seg loss')}). "
+        + (f"D_in's P(real) for the translation {moved(after_d, after_g, 'D_in P(real | G(source))')} "
+           f"({arrow(after_d, after_g, 'D_in P(real | G(source))', True)}): G's adversarial term pushes it up, "
+           "to fool D_in. " if model.hparams.lam_input > 0 else "")
+        + (f"D_out's P(real) for T's outputs on translations "
+           f"{arrow(after_d, after_g, 'D_out P(real | T(G(source)))', True)}. " if model.hparams.lam_output > 0 else "")
+        + f"The translation's pixels moved by {np.abs(change).mean():.2f} grey levels on average "
+          f"(at most {int(np.abs(change).max())}).")
+    return "\n\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------
+# What the app shows of a run
+# ---------------------------------------------------------------------------------------------------
+LOSS_SERIES = {
+    "train/g_seg": "seg (T)", "train/g_depth": "depth (T)", "train/g_adv_in": "adv_in (G, T fool D_in)",
+    "train/g_adv_out": "adv_out (T fools D_out)", "train/g_total": "G+T total",
+    "train/loss_d_in": "D_in loss", "train/loss_d_out": "D_out loss",
+}
+CONFIDENCE_SERIES = {
+    "train/d_in_real": "D_in · real target", "train/d_in_fake": "D_in · translated",
+    "train/d_out_real": "D_out · real target", "train/d_out_fake": "D_out · translated",
+}
+
+
+def curves(history: list[dict[str, float]], series: dict[str, str],
+           max_points: int = 250) -> dict[str, tuple[list[int], list[float]]]:
+    """{series name: (steps, values)} for the logged keys in ``series``, thinned to about ``max_points`` steps."""
+    stride = max(1, math.ceil(len(history) / max_points))
+    rows = history[::stride] + ([history[-1]] if history and (len(history) - 1) % stride else [])
+    out: dict[str, tuple[list[int], list[float]]] = {}
+    for key, name in series.items():
+        points = [(r["step"], r[key]) for r in rows if key in r and math.isfinite(r[key])]
+        if points:
+            out[name] = ([p[0] for p in points], [p[1] for p in points])
+    return out
+
+
+def _axes(title: str, ylabel: str) -> tuple[Figure, Any]:
+    fig = Figure(figsize=(6.0, 3.9), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_title(title, fontsize=11, loc="left")
+    ax.set_xlabel("step", fontsize=9)
+    ax.set_ylabel(ylabel, fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.grid(alpha=0.3)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    return fig, ax
+
+
+def loss_figure(history: list[dict[str, float]]) -> Figure:
+    """Every loss term over the steps (matplotlib Figure; no pyplot state)."""
+    fig, ax = _axes("Losses (every term)", "loss")
+    for (name, (x, y)), color in zip(curves(history, LOSS_SERIES).items(), _COLORS):
+        ax.plot(x, y, label=name, lw=1.6 if "total" in name else 1.2, color=color,
+                ls="--" if name.startswith("D_") else "-")
+    if ax.lines:
+        ax.legend(fontsize=8, ncols=3, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2))
+    else:
+        ax.text(0.5, 0.5, "waiting for the first step…", ha="center", va="center", transform=ax.transAxes,
+                color="#889")
+    return fig
+
+
+def confidence_figure(history: list[dict[str, float]]) -> Figure:
+    """The discriminators' mean P(real) on real and on translated inputs, with chance (50%) marked."""
+    fig, ax = _axes("Discriminators: P(real), real vs translated", "P(real)")
+    ax.set_ylim(0, 1)
+    ax.axhline(0.5, color="#222", ls=":", lw=1.2)
+    ax.text(0.01, 0.515, "chance (50%): where training should end", transform=ax.get_yaxis_transform(),
+            fontsize=7.5, color="#222")
+    styles = {"D_in · real target": ("#4f46e5", "-"), "D_in · translated": ("#4f46e5", "--"),
+              "D_out · real target": ("#0f766e", "-"), "D_out · translated": ("#0f766e", "--")}
+    for name, (x, y) in curves(history, CONFIDENCE_SERIES).items():
+        color, ls = styles[name]
+        ax.plot(x, y, label=name, color=color, ls=ls, lw=1.4)
+    if ax.lines[1:]:
+        ax.legend(fontsize=8, ncols=2, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2))
+    elif history:
+        ax.text(0.5, 0.25, "no discriminators in this run (λ_in = λ_out = 0)", ha="center", transform=ax.transAxes,
+                color="#889")
+    return fig
+
+
+_COLORS = ["#4f46e5", "#0f766e", "#d97706", "#db2777", "#111827", "#b40426", "#7c3aed"]
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "…"
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def progress_html(snap: Snapshot | None) -> str:
+    """A progress bar with steps/s and time left, and the run's current message."""
+    if snap is None:
+        return ('<div class="gio-progress idle">No run yet. Choose settings and press <b>Start fine-tuning</b>.'
+                '</div>')
+    pct = 100 * snap.step / max(snap.total, 1)
+    color = {"done": "#1a7f5a", "stopped": "#b07d00", "diverged": "#b40426", "oom": "#b40426",
+             "failed": "#b40426"}.get(snap.state, "#4f46e5")
+    rate = f"{snap.steps_per_second:.2f} steps/s" if snap.steps_per_second else "measuring speed…"
+    left = f"about {_duration(snap.eta_seconds)} left" if snap.eta_seconds is not None else ""
+    bits = [f"step <b>{snap.step}</b> / {snap.total}", rate, left, f"elapsed {_duration(snap.elapsed)}"]
+    return (f'<div style="font-size:13.5px">'
+            f'<div style="display:flex;justify-content:space-between;margin-bottom:4px">'
+            f'<span><b>{snap.run_name}</b> · {snap.state}</span><span>{pct:.0f}%</span></div>'
+            f'<div style="height:14px;background:#e8eaf2;border-radius:7px;overflow:hidden">'
+            f'<div style="height:100%;width:{pct:.1f}%;background:{color};transition:width .4s"></div></div>'
+            f'<div style="margin-top:5px;color:#445">{" · ".join(b for b in bits if b)}</div>'
+            f'<div style="margin-top:6px;color:{color if snap.finished else "#334"}">{_escape(snap.message)}</div>'
+            f'</div>')
+
+
+def result_html(snap: Snapshot | None) -> str:
+    """Target mIoU and depth error before vs after the run (empty until the run has them)."""
+    if snap is None or not snap.before:
+        return ""
+    b = snap.before
+    if not snap.after:
+        return (f'<div style="font-size:14px">Before training: target mIoU <b>{b["miou"]:.1f}%</b> on '
+                f'{b["scenes"]} held-out target scenes.</div>')
+    a = snap.after
+    delta = a["miou"] - b["miou"]
+    sign = "+" if delta >= 0 else "−"
+    color = "#1a7f5a" if delta >= 0 else "#b40426"
+    depth = ""
+    if "depth" in a and "depth" in b:
+        bd, ad = b["depth"], a["depth"]
+        depth = (f'<div style="font-size:13px;color:#445">depth abs rel {bd["abs_rel"]:.3f} → {ad["abs_rel"]:.3f}'
+                 f' · δ&lt;1.25 {bd["delta1"]:.2f} → {ad["delta1"]:.2f}</div>')
+    return (f'<div style="display:flex;align-items:baseline;gap:14px;flex-wrap:wrap">'
+            f'<div style="font-size:13px;color:#445">Target mIoU on {a["scenes"]} held-out scenes</div>'
+            f'<div style="font-size:26px;font-weight:700">{b["miou"]:.1f}% → {a["miou"]:.1f}%</div>'
+            f'<div style="font-size:16px;font-weight:650;color:{color}">{sign}{abs(delta):.1f} points</div></div>'
+            f'{depth}')
+
+
+def per_class_rows(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[list[Any]]:
+    """[class, IoU before, IoU after, change] in percent."""
+    if not before or not after:
+        return []
+    return [[name, round(before["per_class_iou"].get(name, float("nan")), 1), round(iou, 1),
+             round(iou - before["per_class_iou"].get(name, float("nan")), 1)]
+            for name, iou in after["per_class_iou"].items()]
+
+
+def _escape(text: str) -> str:
+    return html.escape(text)

@@ -1,0 +1,424 @@
+"""The app and the library behind it: explore, uploads, fine-tuning, step once, and bad input of every kind.
+
+A tiny server runs on localhost with two tiny models (32×64, width 8); gradio_client drives it the way an
+API user would, skipping the sliders. Every bad input must give a clear error and leave the app serving.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import pickle
+import struct
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from pytorch_lightning.callbacks import Callback
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import app  # noqa: E402
+from gioada import DataConfig, ModelConfig, RunConfig  # noqa: E402
+from gioada.checkpoint import is_run_dir, load_model, read_json  # noqa: E402
+from gioada.diagram import render as render_diagram  # noqa: E402
+from gioada.explore import Explorer, ModelRegistry, check_number, fit_to, load_upload  # noqa: E402
+from gioada.finetune import (FinetuneManager, FinetuneParams, StepLab, confidence_figure,  # noqa: E402
+                             loss_figure, safe_run_name)
+from gioada.train import train  # noqa: E402
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+# Gradio's own pandas use under pandas 3; not ours.
+pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting.*", "ignore:The copy keyword is deprecated")
+
+TINY = FinetuneParams(steps=2, batch_size=2, height=32, lam_input=0.1, lam_output=0.1)
+
+
+def make_tiny_run(path: Path, lam_input: float = 0.1, lam_output: float = 0.1) -> Path:
+    """A 2-step run at 32×64 with width-8 networks: seconds on a CPU."""
+    cfg = RunConfig(model=ModelConfig(task_width=8, transform_width=8, disc_width=8, lam_input=lam_input,
+                                      lam_output=lam_output),
+                    data=DataConfig(height=32, width=64, batch_size=2, val_scenes=2), steps=2, val_every=2)
+    train(cfg, path, progress=False, eval_scenes=2)
+    return path
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("app")
+    assets, runs = root / "assets", root / "runs"
+    make_tiny_run(assets / "gioada")
+    make_tiny_run(assets / "source-only", 0.0, 0.0)
+    runs.mkdir()
+    return {"root": root, "assets": assets, "runs": runs}
+
+
+@pytest.fixture(scope="module")
+def served(dirs):
+    demo = app.build_demo(dirs["assets"], dirs["runs"], eval_scenes=2, defaults=TINY)
+    _, url, _ = app.launch(demo, port=None, prevent_thread_lock=True, quiet=True)
+    client = Client(url, verbose=False)
+    yield demo, client
+    demo.close()
+
+
+def finetune_args(**over) -> list:
+    args = dict(lam_input=0.1, lam_output=0.1, lam_depth=0.5, lr=1e-3, steps=2, batch=2, height=32, seed=0,
+                start_from="", run_name="")
+    args.update(over)
+    return list(args.values())
+
+
+def png_bytes(im: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def explore_ok(client: Client) -> None:
+    """The app still answers a normal request."""
+    out = client.predict("gioada", "", 1, 1.0, api_name="/explore")
+    assert Path(out[1]).is_file() and "Held-out scene #1" in out[0]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The app over HTTP
+# ---------------------------------------------------------------------------------------------------
+def test_every_event_is_named(served):
+    demo, _ = served
+    names = [fn.api_name for fn in demo.fns.values()]
+    assert all(n and not n.startswith("lambda") for n in names), names
+    assert len(set(names)) == len(names)
+    assert {"explore", "explore_upload", "finetune", "stop", "lab_reset", "lab_step"} <= set(names)
+
+
+def test_explore_compares_two_models(served):
+    _, client = served
+    t = time.perf_counter()
+    out = client.predict("gioada", "source-only", 3, 1.0, api_name="/explore")
+    latency = time.perf_counter() - t
+    # (the two rows' visibility updates are layout, not values: the client skips them)
+    assert len(out) == 18
+    title, src, tgt, gt, gt_depth = out[:5]
+    assert "Held-out scene #3" in title and "shift strength 1" in title
+    assert "`gioada`" in out[5] and "`source-only`" in out[11]
+    for path in (src, tgt, gt, gt_depth, *out[6:10], *out[12:16]):
+        assert Path(path).is_file(), path
+    assert "mIoU on target" in out[10] and "50%" in out[10]      # model A's numbers, chance marked
+    assert "No adversaries" in out[16]                           # model B (source-only) is explained
+    print(f"explore, two models, over HTTP: {latency * 1000:.0f} ms")
+
+
+def test_explore_rejects_bad_values_and_keeps_serving(served):
+    _, client = served
+    cases = [(("gioada", "", "abc", 1.0), "scene='abc' is not a number"),
+             (("gioada", "", 3, "nan"), "expected a number in [0, 2]"),
+             (("gioada", "", 3, 7), "expected a number in [0, 2]"),
+             (("gioada", "", -5, 1.0), "expected an integer in [0,"),
+             (("../../etc/passwd", "", 3, 1.0), "unknown model"),
+             (("/etc", "", 3, 1.0), "unknown model")]
+    for args, message in cases:
+        with pytest.raises(AppError, match=message.replace("[", r"\[").replace("(", r"\(")):
+            client.predict(*args, api_name="/explore")
+    explore_ok(client)
+
+
+def test_uploads_good_and_bad(served, tmp_path):
+    _, client = served
+    good = tmp_path / "photo.jpg"
+    good.write_bytes(png_bytes(Image.new("RGB", (120, 90), (90, 120, 160)), "JPEG"))
+    out = client.predict(handle_file(str(good)), "gioada", "source-only", api_name="/explore_upload")
+    assert "Your image (120×90)" in out[0] and Path(out[2]).is_file()
+    assert out[1] is None and out[3] is None                     # no source rendering, no ground truth
+
+    bad = {"corrupt.png": (b"\x89PNG\r\n\x1a\n" + b"garbage" * 20, "truncated or corrupt"),
+           "notes.png": (b"just some text, not an image", "not an image we can read"),
+           "truncated.png": (png_bytes(Image.new("RGB", (200, 200), (10, 200, 30)))[:120], "truncated or corrupt"),
+           "dot.png": (png_bytes(Image.new("RGB", (1, 1))), "too small")}
+    for name, (data, message) in bad.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(AppError, match=message):
+            client.predict(handle_file(str(path)), "gioada", "", api_name="/explore_upload")
+    explore_ok(client)
+
+
+def test_finetune_two_steps_saves_a_selectable_run(served, dirs):
+    demo, client = served
+    t = time.perf_counter()
+    out = client.predict(*finetune_args(run_name="../../escape/../me"), api_name="/finetune")
+    progress, losses, confidences, preview, result, table = out
+    assert "Finished 2 steps" in progress and "&#x27;escape-me&#x27;" in progress, progress
+    assert "→" in result and "points" in result                 # before → after mIoU
+    assert losses and confidences                                # the two plots (matplotlib)
+    assert Path(preview).is_file()
+    assert len(table["data"]) == 10                              # per-class IoU, before and after
+    # Path traversal went nowhere: the run is inside runs/, named safely; nothing escaped.
+    assert is_run_dir(dirs["runs"] / "escape-me")
+    assert not (dirs["root"] / "escape").exists() and not (dirs["root"].parent / "escape").exists()
+    metrics = read_json(dirs["runs"] / "escape-me", "metrics.json")
+    assert {"target", "target_before"} <= set(metrics)
+    assert (dirs["runs"] / "escape-me" / "log.csv").read_text().startswith("step,")
+    # The new run is offered in Explore and works there; the shipped models were not touched.
+    assert "runs/escape-me" in demo.gioada["registry"].keys()
+    client.predict("runs/escape-me", "gioada", 2, 0.5, api_name="/explore")
+    assert sorted(p.name for p in dirs["assets"].iterdir()) == ["gioada", "source-only"]
+    print(f"2-step fine-tune over HTTP: {time.perf_counter() - t:.1f} s")
+
+
+@pytest.mark.parametrize("over, message", [
+    (dict(lam_input="NaN"), r"lam_input=nan is out of range: expected a number in \[0, 10\]"),
+    (dict(lam_output="inf"), r"lam_output=inf is out of range"),
+    (dict(lam_depth=-1), r"lam_depth=-1.0 is out of range"),
+    (dict(lr="fast"), r"lr='fast' is not a number: expected a number in \[1e-06, 0.1\]"),
+    (dict(lr=5), r"lr=5.0 is out of range"),
+    (dict(steps=10**9), r"steps=1000000000.0 is out of range: expected an integer in \[1, 20000\]"),
+    (dict(steps=2.5), r"steps=2.5 is not a whole number"),
+    (dict(batch=0), r"batch_size=0.0 is out of range"),
+    (dict(height=40), r"height=40 is invalid: expected a multiple of 16"),
+    (dict(seed=-3), r"seed=-3.0 is out of range"),
+    (dict(start_from="../assets/gioada"), r"unknown model"),
+    (dict(run_name="../.."), r"has no letters or digits"),
+])
+def test_finetune_rejects_bad_parameters(served, over, message):
+    _, client = served
+    with pytest.raises(AppError, match=message):
+        client.predict(*finetune_args(**over), api_name="/finetune")
+
+
+def test_second_start_is_refused_stop_keeps_the_run_and_explore_never_waits(served, dirs):
+    demo, client = served
+    manager = demo.gioada["finetune"]
+    job = client.submit(*finetune_args(steps=400, run_name="long"), api_name="/finetune")
+    deadline = time.monotonic() + 60
+    while not (manager.busy() and manager.current.snapshot().step >= 1):
+        assert time.monotonic() < deadline, "the run did not start"
+        time.sleep(0.2)
+    assert client.predict(api_name="/finetune_status")["busy"] is True
+    with pytest.raises(AppError, match="already in progress"):
+        client.predict(*finetune_args(run_name="second"), api_name="/finetune")
+    t = time.perf_counter()
+    explore_ok(client)                                           # explore does not queue behind training
+    assert time.perf_counter() - t < 30
+    client.predict(api_name="/stop")
+    progress = job.result(timeout=120)[0]
+    assert "Stopped at step" in progress, progress
+    info = read_json(dirs["runs"] / "long", "run.json")
+    assert info["interrupted"] is True and info["steps_done"] < 400
+    assert not (dirs["runs"] / "second").exists()
+
+
+def test_pickled_checkpoint_is_refused_without_running_it(served, dirs, tmp_path):
+    _, client = served
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    evil = dirs["runs"] / "evil"
+    evil.mkdir()
+    (evil / "config.json").write_text((dirs["assets"] / "gioada" / "config.json").read_text())
+    (evil / "model.safetensors").write_bytes(pickle.dumps({"weights": Payload()}))
+    with pytest.raises(AppError, match="not a valid safetensors file"):
+        client.predict("runs/evil", "", 1, 1.0, api_name="/explore")
+    with pytest.raises(AppError, match="not a valid safetensors file"):
+        client.predict(*finetune_args(start_from="runs/evil"), api_name="/finetune")
+    torch.save({"weights": Payload()}, evil / "model.safetensors")    # a torch zip checkpoint: refused too
+    with pytest.raises(AppError, match="not a valid safetensors file"):
+        client.predict("runs/evil", "", 1, 1.0, api_name="/explore")
+    assert not marker.exists()
+    explore_ok(client)
+
+
+def test_step_once_over_the_api(served):
+    _, client = served
+    from gioada.finetune import PRESETS
+    assert tuple(client.predict("Input only", api_name="/apply_preset")) == PRESETS["Input only"]
+    with pytest.raises(AppError, match="bogus"):
+        client.predict("bogus", api_name="/apply_preset")
+    with pytest.raises(AppError, match="bogus"):
+        client.predict("bogus", 0.002, "", api_name="/lab_reset")
+    with pytest.raises(AppError, match="press Reset first"):
+        Client(client.src, verbose=False).predict(api_name="/lab_step")     # a fresh session has no lab yet
+    out = client.predict("Full GIO-Ada", 0.002, "", api_name="/lab_reset")
+    assert "fixed batch" in out[1]
+    image, summary, table = client.predict(api_name="/lab_step")
+    assert Path(image).is_file() and "Discriminator step" in summary and "Generator step" in summary
+    assert [r[0] for r in table["data"]][:2] == ["G+T loss (total)", "seg loss"]
+    assert len(table["data"][0]) == 4                             # quantity, before, after D, after G
+
+
+# ---------------------------------------------------------------------------------------------------
+# The library behind it
+# ---------------------------------------------------------------------------------------------------
+def _exif_rotated() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6                                              # "rotate 90° clockwise to display"
+    return png_bytes(Image.new("RGB", (60, 20), (200, 30, 30)), "JPEG", exif=exif.tobytes())
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width×height: a decompression bomb's calling card."""
+    data = bytearray(png_bytes(Image.new("L", (16, 16))))
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("name, make, shape", [
+    ("grayscale", lambda: png_bytes(Image.new("L", (40, 30), 90)), (30, 40, 3)),
+    ("RGBA", lambda: png_bytes(Image.new("RGBA", (40, 30), (255, 0, 0, 0))), (30, 40, 3)),
+    ("palette", lambda: png_bytes(Image.new("RGB", (40, 30), (0, 90, 200)).convert("P")), (30, 40, 3)),
+    ("palette+transparency", lambda: png_bytes(Image.new("P", (40, 30)), "GIF", transparency=0), (30, 40, 3)),
+    ("16-bit", lambda: png_bytes(Image.fromarray(np.full((30, 40), 65535, np.uint16))), (30, 40, 3)),
+    ("32-bit float", lambda: png_bytes(Image.fromarray(np.linspace(0, 9, 1200, dtype=np.float32).reshape(30, 40)),
+                                       "TIFF"), (30, 40, 3)),
+    ("CMYK", lambda: png_bytes(Image.new("CMYK", (40, 30), (0, 255, 255, 0)), "JPEG"), (30, 40, 3)),
+    ("EXIF-rotated", _exif_rotated, (60, 20, 3)),
+    ("huge JPEG", lambda: png_bytes(Image.new("L", (10000, 10000), 100), "JPEG", quality=50), None),
+])
+def test_uploads_are_converted(name, make, shape):
+    image = load_upload(make())
+    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3, name
+    if shape:
+        assert image.shape == shape, (name, image.shape)
+    assert image.shape[0] * image.shape[1] <= 2_000_000
+    if name == "16-bit":
+        assert image.min() == 255                                # scaled down, not clipped to garbage
+    if name == "RGBA":
+        assert (image == 128).all()                              # transparent -> neutral grey
+    if name == "CMYK":
+        assert image[0, 0, 0] > 200 and image[0, 0, 1] < 60      # red stays red
+    if name == "EXIF-rotated":
+        assert image.shape[0] > image.shape[1]                   # upright
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "empty"),
+    (b"GIF89a-but-not-really", "not an image we can read"),
+    (b"%PDF-1.4 a document", "not an image we can read"),
+    (_png_claiming(10000, 10000), "too large to decode safely"),
+    (_png_claiming(100000, 100000), "too large to decode safely"),
+    (png_bytes(Image.new("RGB", (8, 300))), "too small"),
+    (png_bytes(Image.new("RGB", (300, 300), (1, 2, 3)))[:-30], "truncated or corrupt"),
+])
+def test_uploads_are_refused_clearly(data, message):
+    with pytest.raises(ValueError, match=message):
+        load_upload(data)
+
+
+def test_upload_size_limit_and_crop():
+    with pytest.raises(ValueError, match="the limit is"):
+        load_upload(b"x" * 2000, max_bytes=1000)
+    assert fit_to(np.zeros((300, 400, 3), np.uint8), 32, 96).shape == (32, 96, 3)
+
+
+@pytest.mark.parametrize("raw, name", [("../../etc/passwd", "etc-passwd"), ("My Run #1!", "my-run-1"),
+                                        (".hidden", "hidden"), ("a/../../b", "a-b"), ("Ünïcódé run", "unicode-run"),
+                                        ("x" * 300, "x" * 48), ("C:\\Windows\\..", "c-windows")])
+def test_run_names_cannot_escape(raw, name):
+    assert safe_run_name(raw) == name
+
+
+def test_parameters_are_validated_in_the_library():
+    for bad in [dict(lam_input=float("nan")), dict(lam_input=True), dict(lr=None), dict(steps="many"),
+                dict(height=1e308 * 10), dict(seed=2**40), dict(bogus=1)]:
+        with pytest.raises(ValueError):
+            FinetuneParams.validated(**bad)
+    assert check_number("x", " 0.5 ", 0, 1) == 0.5
+    p = FinetuneParams.validated(lam_input="0.2", steps=3.0, height=64)
+    assert (p.lam_input, p.steps, p.width) == (0.2, 3, 192)
+
+
+class _Poison(Callback):
+    """Turns the weights to NaN before the second step, as a diverging run would."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if batch_idx == 1:
+            with torch.no_grad():
+                for p in pl_module.task_network.parameters():
+                    p.fill_(float("nan"))
+
+
+def test_divergence_stops_the_run_and_keeps_the_last_good_weights(dirs, tmp_path):
+    registry = ModelRegistry(dirs["assets"], tmp_path / "runs", device="cpu")
+    manager = FinetuneManager(registry, eval_scenes=2)
+    job = manager.start(FinetuneParams(steps=5, batch_size=2, height=32, start_from="gioada", run_name="nan"),
+                        callbacks=[_Poison()])
+    snap = job.wait(120)
+    assert snap.state == "diverged" and "NaN/inf at step 2" in snap.message, snap.message
+    run = tmp_path / "runs" / "nan"
+    info = json.loads((run / "run.json").read_text())
+    assert info["steps_done"] == 1 and "non-finite" in info["diverged"]
+    model = load_model(run)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert math.isfinite(snap.after["miou"])
+
+
+def test_runs_dir_may_not_be_the_shipped_models(dirs):
+    with pytest.raises(ValueError, match="shipped models"):
+        ModelRegistry(dirs["assets"], dirs["assets"])
+    with pytest.raises(ValueError, match="shipped models"):
+        ModelRegistry(dirs["assets"], dirs["assets"] / "gioada")
+
+
+def test_no_models_installed_still_explores_and_trains(tmp_path):
+    registry = ModelRegistry(tmp_path / "empty-assets", tmp_path / "runs", device="cpu")
+    result = Explorer(registry).scene(["", ""], 0, 1.0)
+    assert result.models == [] and "No trained model" in result.notes[0]
+    assert result.source.shape[2] == 3 and result.depth is not None
+
+
+def test_step_lab_changes_the_right_networks(dirs):
+    lab = StepLab(ModelRegistry(dirs["assets"], dirs["root"] / "lab-runs", device="cpu"))
+    lab.reset("gioada", 0.1, 0.1, 0.5, lr=0.01, height=32, batch_size=2)
+    before = {k: v.clone() for k, v in lab.model.state_dict().items()}
+    report = lab.step()
+    changed = {k.split(".")[0] for k, v in lab.model.state_dict().items()
+               if v.is_floating_point() and not torch.equal(v, before[k])}
+    assert changed == {"task_network", "fake_transformation", "input_discriminator", "output_discriminator"}
+    m = report.measures
+    assert m["after D step"]["D loss (total)"] < m["before"]["D loss (total)"]
+    assert m["after G step"]["G+T loss (total)"] < m["after D step"]["G+T loss (total)"]
+    assert report.image.ndim == 3
+
+
+def test_diagram_greys_out_switched_off_parts():
+    full, none = render_diagram(0.05, 0.01, 0.5), render_diagram(0.0, 0.0, 0.0)
+    assert full.shape == none.shape and full.shape[2] == 3
+
+    def red(im: np.ndarray) -> int:  # pixels in the discriminators' colour
+        return int(((im[..., 0] > 150) & (im[..., 1] < 60) & (im[..., 2] < 80)).sum())
+
+    assert red(full) > 1000 and red(none) < red(full) // 20
+
+
+def test_plots_show_every_logged_term():
+    history = [{"step": i, "train/g_seg": 2 / i, "train/g_adv_in": 0.7, "train/loss_d_in": 1.38,
+                "train/d_in_real": 0.5 + 0.01 * i, "train/d_in_fake": 0.5 - 0.01 * i} for i in range(1, 40)]
+    losses = {line.get_label() for line in loss_figure(history).axes[0].lines}
+    assert losses == {"seg (T)", "adv_in (G, T fool D_in)", "D_in loss"}
+    confidences = {line.get_label() for line in confidence_figure(history).axes[0].lines}
+    assert {"D_in · real target", "D_in · translated"} <= confidences
+
+
+class _OutOfMemory(Callback):
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def test_out_of_memory_is_reported_with_advice(dirs, tmp_path):
+    manager = FinetuneManager(ModelRegistry(dirs["assets"], tmp_path / "runs", device="cpu"), eval_scenes=2)
+    snap = manager.start(TINY, callbacks=[_OutOfMemory()]).wait(120)
+    assert snap.state == "oom" and "smaller batch size or image size" in snap.message, snap.message
+    assert not manager.busy() and not any((tmp_path / "runs").iterdir())   # nothing half-saved; next Start works

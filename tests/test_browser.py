@@ -1,0 +1,92 @@
+"""One real-browser test: Debian's chromium, driven by Playwright, loads the app, explores a scene, runs a
+tiny fine-tune, and checks that the images and the plots appear. A screenshot is saved for people to look at.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM = "/usr/bin/chromium"
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (make browser, or apt-get install chromium) "
+                "to run the browser test", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+
+import app  # noqa: E402
+from gioada import DataConfig, ModelConfig, RunConfig  # noqa: E402
+from gioada.finetune import FinetuneParams  # noqa: E402
+from gioada.train import train  # noqa: E402
+
+# Chromium's background services try to reach Google; the machine's network is closed.
+pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting.*", "ignore:The copy keyword is deprecated")
+
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+
+def _tiny_run(path: Path, lam: float) -> None:
+    cfg = RunConfig(model=ModelConfig(task_width=8, transform_width=8, disc_width=8, lam_input=lam, lam_output=lam),
+                    data=DataConfig(height=32, width=64, batch_size=2, val_scenes=2), steps=2, val_every=2)
+    train(cfg, path, progress=False, eval_scenes=2)
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    root = tmp_path_factory.mktemp("browser")
+    _tiny_run(root / "assets" / "gioada", 0.1)
+    _tiny_run(root / "assets" / "source-only", 0.0)
+    demo = app.build_demo(root / "assets", root / "runs", eval_scenes=2,
+                          defaults=FinetuneParams(steps=3, batch_size=2, height=32))
+    _, local_url, _ = app.launch(demo, port=None, prevent_thread_lock=True, quiet=True)
+    yield local_url
+    demo.close()
+
+
+def test_explore_and_finetune_in_chromium(url, tmp_path):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url, wait_until="load")
+
+            # Explore: the page runs one scene on load; then pick another scene and run again.
+            page.wait_for_function("document.querySelector('#a-prediction img') !== null", timeout=60_000)
+            page.locator("#scene-gallery button").nth(2).click()
+            page.wait_for_selector("text=Held-out scene #2", timeout=60_000)
+            for sel in ("#src-img", "#tgt-img", "#gt-img", "#gt-depth", "#a-translation", "#a-prediction",
+                        "#a-depth", "#a-confidence", "#b-prediction"):
+                page.wait_for_function(
+                    f"[...document.querySelectorAll('{sel} img')].some(e => e.complete && e.naturalWidth > 0)",
+                    timeout=30_000)
+            assert page.get_by_text("mIoU on target").first.is_visible()
+            page.screenshot(path=str(tmp_path / "explore.png"), full_page=True)
+
+            # Fine-tune: a tiny run (the app was built with 3-step defaults) streams plots and a preview.
+            page.get_by_role("tab", name="Fine-tune").click()
+            page.get_by_role("button", name="Start fine-tuning").click()
+            page.wait_for_selector("#ft-progress >> text=Finished 3 steps", timeout=120_000)
+            for sel in ("#loss-plot", "#conf-plot", "#ft-preview"):
+                page.wait_for_function(
+                    f"[...document.querySelectorAll('{sel} img')].some(e => e.complete && e.naturalWidth > 0)",
+                    timeout=30_000)
+            assert "points" in page.inner_text("#ft-result")
+            shot = tmp_path / "finetune.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert not errors, errors
+        finally:
+            browser.close()
+    keep = os.environ.get("GIOADA_SCREENSHOTS")  # e.g. GIOADA_SCREENSHOTS=/tmp/shots to keep them
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        for name in ("explore.png", "finetune.png"):
+            shutil.copy(tmp_path / name, Path(keep) / name)
+    print(f"screenshots: {tmp_path / 'explore.png'}, {shot}")
