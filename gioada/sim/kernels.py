@@ -289,32 +289,31 @@ def surface_and_atmosphere(color, labels, depth, seed, texture, texture_amp, haz
 
 
 @njit(cache=True, nogil=True)
-def blur(color, sigma):
-    """Separable Gaussian blur (taps out to 2σ) of H×W×3, edges replicated; returns a new array."""
-    rad = max(int(2 * sigma), 1)
-    k = np.exp(-0.5 * (np.arange(-rad, rad + 1) / sigma) ** 2)
-    k /= k.sum()
-    height, width, _ = color.shape
-    tmp = np.empty_like(color)
-    out = np.empty_like(color)
+def _blur_rows(src, k, out):
+    """Convolve each row of H×W×3 `src` with the odd kernel `k` (edges replicated) into `out`."""
+    rad = len(k) // 2
+    height, width, _ = src.shape
     for v in range(height):
         for u in range(width):
             r = g = b = 0.0
             for j in range(-rad, rad + 1):
                 uu = min(max(u + j, 0), width - 1)
-                r += k[j + rad] * color[v, uu, 0]
-                g += k[j + rad] * color[v, uu, 1]
-                b += k[j + rad] * color[v, uu, 2]
-            tmp[v, u, 0], tmp[v, u, 1], tmp[v, u, 2] = r, g, b
-    for v in range(height):
-        for u in range(width):
-            r = g = b = 0.0
-            for j in range(-rad, rad + 1):
-                vv = min(max(v + j, 0), height - 1)
-                r += k[j + rad] * tmp[vv, u, 0]
-                g += k[j + rad] * tmp[vv, u, 1]
-                b += k[j + rad] * tmp[vv, u, 2]
+                r += k[j + rad] * src[v, uu, 0]
+                g += k[j + rad] * src[v, uu, 1]
+                b += k[j + rad] * src[v, uu, 2]
             out[v, u, 0], out[v, u, 1], out[v, u, 2] = r, g, b
+
+
+@njit(cache=True, nogil=True)
+def blur(color, sigma):
+    """Separable Gaussian blur (taps out to 2σ) of H×W×3, edges replicated; returns a new array."""
+    rad = max(int(2 * sigma), 1)
+    k = np.exp(-0.5 * (np.arange(-rad, rad + 1) / sigma) ** 2)
+    k /= k.sum()
+    tmp = np.empty_like(color)
+    out = np.empty_like(color)
+    _blur_rows(color, k, tmp)
+    _blur_rows(tmp.transpose(1, 0, 2), k, out.transpose(1, 0, 2))
     return out
 
 
