@@ -78,21 +78,17 @@ class GIOAda(pl.LightningModule):
                            out_real: torch.Tensor, out_fake: torch.Tensor) -> dict[str, torch.Tensor]:
         """Named terms of the discriminators' loss; ``total`` is what their optimizer minimises."""
         terms: dict[str, torch.Tensor] = {}
-        zero = real_images.new_zeros(())
-        if self.hparams.lam_input > 0:
-            logit_real = self.input_discriminator.logits_map(real_images)
-            logit_fake = self.input_discriminator.logits_map(translated)
-            terms["d_in"] = bce(logit_real, REAL) + bce(logit_fake, FAKE)
-            terms["d_in_real"] = torch.sigmoid(logit_real).mean().detach()
-            terms["d_in_fake"] = torch.sigmoid(logit_fake).mean().detach()
-        if self.hparams.lam_output > 0:
-            logit_real = self.output_discriminator.logits_map(out_real)
-            logit_fake = self.output_discriminator.logits_map(out_fake)
-            terms["d_out"] = bce(logit_real, REAL) + bce(logit_fake, FAKE)
-            terms["d_out_real"] = torch.sigmoid(logit_real).mean().detach()
-            terms["d_out_fake"] = torch.sigmoid(logit_fake).mean().detach()
-        terms["total"] = (self.hparams.lam_input * terms.get("d_in", zero)
-                          + self.hparams.lam_output * terms.get("d_out", zero))
+        total = real_images.new_zeros(())
+        for name, lam, disc, real, fake in (
+                ("d_in", self.hparams.lam_input, self.input_discriminator, real_images, translated),
+                ("d_out", self.hparams.lam_output, self.output_discriminator, out_real, out_fake)):
+            if lam > 0:
+                logit_real, logit_fake = disc.logits_map(real), disc.logits_map(fake)
+                terms[name] = bce(logit_real, REAL) + bce(logit_fake, FAKE)
+                terms[f"{name}_real"] = torch.sigmoid(logit_real).mean().detach()
+                terms[f"{name}_fake"] = torch.sigmoid(logit_fake).mean().detach()
+                total = total + lam * terms[name]
+        terms["total"] = total
         return terms
 
     def generator_loss(self, translated: torch.Tensor, logits: torch.Tensor, depth: torch.Tensor,
