@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import platform
 import sys
 import tempfile
@@ -94,6 +95,11 @@ def make_model(cfg: RunConfig) -> GIOAda:
     return model
 
 
+def _no_ads(record: logging.LogRecord) -> bool:
+    """Drop Lightning's advertisement for its cloud logger from our console output."""
+    return "litlogger" not in record.getMessage()
+
+
 def train(cfg: RunConfig, out_dir: str | Path | None = None, *, callbacks: Sequence[Callback] = (),
           progress: bool = True, eval_scenes: int | None = None, command: str | None = None,
           overwrite: bool = False, half: bool = False) -> TrainResult:
@@ -115,6 +121,7 @@ def train(cfg: RunConfig, out_dir: str | Path | None = None, *, callbacks: Seque
     timer = _Timer()
     consistency = [_RankConsistency()] if world > 1 else []
     with tempfile.TemporaryDirectory(prefix="gioada-log-") as log_dir:
+        logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_no_ads)
         trainer = pl.Trainer(
             max_epochs=1, accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
             strategy="ddp_find_unused_parameters_true" if world > 1 else "auto", precision=cfg.precision,
@@ -125,6 +132,7 @@ def train(cfg: RunConfig, out_dir: str | Path | None = None, *, callbacks: Seque
         with warnings.catch_warnings():
             # Our data comes from an in-process simulator: worker processes would only add overhead.
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")  # Lightning internals
             trainer.fit(model, datamodule=data)
         steps_done = timer.steps
         seconds = timer.seconds
