@@ -45,18 +45,13 @@ def plain_steps(model: GIOAda, batch: tuple[torch.Tensor, ...], steps: int) -> f
     sync()
     start = time.perf_counter()
     for _ in range(steps):
-        with torch.no_grad():
-            translated = model.translate(fake, labels, depths)
-            out_real, out_fake = model.task_outputs(*model(real)), model.task_outputs(*model(translated))
-        d = model.discriminator_loss(real, translated, out_real, out_fake)
+        d = model.discriminator_loss(real, fake, labels, depths)
         opt_d.zero_grad(set_to_none=True)
         d["total"].backward()
         opt_d.step()
         for p in disc:
             p.requires_grad_(False)
-        translated = model.translate(fake, labels, depths)
-        logits, depth = model(translated)
-        g = model.generator_loss(translated, logits, depth, labels, depths)
+        g = model.generator_loss(real, fake, labels, depths)
         opt_g.zero_grad(set_to_none=True)
         g["total"].backward()
         opt_g.step()

@@ -589,13 +589,15 @@ class StepLab:
     @torch.no_grad()
     def _measure(self) -> dict[str, float]:
         model, (real, fake, labels, depths) = self.model, self.batch
-        with _frozen_batchnorm_stats(model):
+        with _frozen_batchnorm_stats(model), torch.random.fork_rng(devices=[]):
+            # G's noise input: every measurement sees the same draw, so before/after compare like with like.
+            torch.manual_seed(self.seed)
+            g = model.generator_loss(real, fake, labels, depths)
+            d = model.discriminator_loss(real, fake, labels, depths)
+            torch.manual_seed(self.seed)
             translated = model.translate(fake, labels, depths)
-            logits, depth = model.task_network(translated)
             out_real = model.task_outputs(*model.task_network(real))
-            out_fake = model.task_outputs(logits, depth)
-            g = model.generator_loss(translated, logits, depth, labels, depths)
-            d = model.discriminator_loss(real, translated, out_real, out_fake)
+            out_fake = model.task_outputs(*model.task_network(translated))
             measures = {"G+T loss (total)": g["total"], "seg loss": g["seg"]}
             for k in ("depth", "adv_in", "adv_out"):
                 if k in g:
@@ -610,7 +612,8 @@ class StepLab:
     @torch.no_grad()
     def _translation(self) -> torch.Tensor:
         _, fake, labels, depths = self.batch
-        with _frozen_batchnorm_stats(self.model):
+        with _frozen_batchnorm_stats(self.model), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)  # the same noise draw as _measure: only the weights differ
             return self.model.translate(fake[:1], labels[:1], depths[:1])[0].detach().clone()
 
     @staticmethod
@@ -627,28 +630,19 @@ class StepLab:
             torch.manual_seed(self.seed * 100_003 + self.steps)  # reproducible, and private (see reset)
             model, (real, fake, labels, depths) = self.model, self.batch
             discs = [model.input_discriminator, model.output_discriminator]
-            gens = [model.fake_transformation, model.task_network]
             before, t_before = self._measure(), self._translation()
 
             # 1. Discriminator step: only D_in and D_out change.
             if model.adapts:
-                with torch.no_grad():
-                    translated = model.translate(fake, labels, depths)
-                    out_real = model.task_outputs(*model.task_network(real)) if model.hparams.lam_output else None
-                    out_fake = model.task_outputs(*model.task_network(translated)) if model.hparams.lam_output else None
-                self._set_trainable(gens, False)
-                d_terms = model.discriminator_loss(real, translated, out_real, out_fake)
+                d_terms = model.discriminator_loss(real, fake, labels, depths)
                 self.opt_d.zero_grad(set_to_none=True)
                 d_terms["total"].backward()
                 self.opt_d.step()
-                self._set_trainable(gens, True)
             after_d = self._measure()
 
             # 2. Generator step: only G and T change.
             self._set_trainable(discs, False)
-            translated = model.translate(fake, labels, depths)
-            logits, depth = model.task_network(translated)
-            g_terms = model.generator_loss(translated, logits, depth, labels, depths)
+            g_terms = model.generator_loss(real, fake, labels, depths)
             self.opt_g.zero_grad(set_to_none=True)
             g_terms["total"].backward()
             self.opt_g.step()

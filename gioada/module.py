@@ -74,14 +74,24 @@ class GIOAda(pl.LightningModule):
         depth = depth / self.hparams.max_depth if self.uses_depth else torch.zeros_like(depth)
         return torch.cat([logits.softmax(dim=1), depth], dim=1)
 
-    def discriminator_loss(self, real_images: torch.Tensor, translated: torch.Tensor,
-                           out_real: torch.Tensor, out_fake: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Named terms of the discriminators' loss; ``total`` is what their optimizer minimises."""
+    def discriminator_loss(self, real_images: torch.Tensor, fake_images: torch.Tensor, labels: torch.Tensor,
+                           depths: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named terms of the discriminators' loss on a batch; ``total`` is what their optimizer minimises.
+
+        G and T run without gradients: only the discriminators learn from these terms.
+        """
+        hp = self.hparams
+        with torch.no_grad():
+            translated = self.translate(fake_images, labels, depths)
+            out_real = out_fake = None
+            if hp.lam_output > 0:
+                out_real = self.task_outputs(*self.task_network(real_images))
+                out_fake = self.task_outputs(*self.task_network(translated))
         terms: dict[str, torch.Tensor] = {}
         total = real_images.new_zeros(())
         for name, lam, disc, real, fake in (
-                ("d_in", self.hparams.lam_input, self.input_discriminator, real_images, translated),
-                ("d_out", self.hparams.lam_output, self.output_discriminator, out_real, out_fake)):
+                ("d_in", hp.lam_input, self.input_discriminator, real_images, translated),
+                ("d_out", hp.lam_output, self.output_discriminator, out_real, out_fake)):
             if lam > 0:
                 logit_real, logit_fake = disc.logits_map(real), disc.logits_map(fake)
                 terms[name] = bce(logit_real, REAL) + bce(logit_fake, FAKE)
@@ -91,10 +101,12 @@ class GIOAda(pl.LightningModule):
         terms["total"] = total
         return terms
 
-    def generator_loss(self, translated: torch.Tensor, logits: torch.Tensor, depth: torch.Tensor,
-                       labels: torch.Tensor, depths: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Named terms of G's and T's loss on the translated source batch; ``total`` is minimised."""
+    def generator_loss(self, real_images: torch.Tensor, fake_images: torch.Tensor, labels: torch.Tensor,
+                       depths: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named terms of G's and T's loss on a batch; ``total`` is what their optimizer minimises."""
         hp = self.hparams
+        translated = self.translate(fake_images, labels, depths)
+        logits, depth = self.task_network(translated)
         terms = {"seg": self.label_loss(logits, labels.long())}
         total = terms["seg"]
         if self.uses_depth:
@@ -125,22 +137,15 @@ class GIOAda(pl.LightningModule):
         #    gets gradients from discriminators that already tell the current G's output apart.
         d_terms: dict[str, torch.Tensor] = {}
         if self.adapts:
-            with torch.no_grad():
-                translated = self.translate(fake_images, labels, depths)
-                out_real = self.task_outputs(*self.task_network(real_images)) if self.hparams.lam_output else None
-                out_fake = self.task_outputs(*self.task_network(translated)) if self.hparams.lam_output else None
             with self.toggled_optimizer(opt_d):
-                d_terms = self.discriminator_loss(real_images, translated, out_real, out_fake)
+                d_terms = self.discriminator_loss(real_images, fake_images, labels, depths)
                 opt_d.zero_grad(set_to_none=True)
                 self.manual_backward(d_terms["total"])
                 opt_d.step()
 
-        # 2. Generator step: G and T on the translated source batch (no loss on target images here:
-        #    they do not depend on G, and their labels are never used).
+        # 2. Generator step: only G and T change.
         with self.toggled_optimizer(opt_g):
-            translated = self.translate(fake_images, labels, depths)
-            logits, depth = self.task_network(translated)
-            g_terms = self.generator_loss(translated, logits, depth, labels, depths)
+            g_terms = self.generator_loss(real_images, fake_images, labels, depths)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_terms["total"])
             opt_g.step()
