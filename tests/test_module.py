@@ -122,3 +122,13 @@ def test_generator_loss_is_the_weighted_sum(tiny_kwargs, batch):
     t = model.generator_loss(*batch)
     expected = t["seg"] + 0.5 * t["depth"] + 0.1 * t["adv_in"] + 0.1 * t["adv_out"]
     assert torch.allclose(t["total"], expected)
+
+
+def test_output_adversary_also_trains_t_on_target_images(tiny_kwargs, batch):
+    """T's outputs on target images enter the generator loss only through the output adversary."""
+    real, fake, labels, depths = batch
+    for lam_output, depends in ((0.1, True), (0.0, False)):
+        model = GIOAda(**(tiny_kwargs | {"lam_output": lam_output}))
+        target = real.clone().requires_grad_(True)
+        model.generator_loss(target, fake, labels, depths)["total"].backward()
+        assert (target.grad is not None and bool(target.grad.abs().sum() > 0)) == depends
