@@ -34,7 +34,8 @@ class GIOAda(pl.LightningModule):
     One departure from the seed design: its generator step has no loss on target images ("they do not
     depend on G"), but T's outputs on them depend on T. As in the paper's min-max objective, the output
     adversary's generator term also pushes T's outputs on target images towards its outputs on translated
-    source (+4 target mIoU in an 800-step pilot; without it, output-level adaptation only hurt).
+    source. With the same 1200-step command, adding this term took the shipped `gioada` from 49.0 to
+    52.8 target mIoU and `output-only` from 20.4 to 31.4 (below `source-only` without it).
     """
 
     def __init__(self, num_classes: int = 10, pretrained_backbone: bool = False, init_lr: float = 1e-3,
