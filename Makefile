@@ -29,6 +29,7 @@ bench: install
 	$(PY) bench/bench_sim.py
 	$(PY) bench/bench_train.py
 	$(PY) bench/bench_inference.py
+	$(PY) bench/bench_load.py
 
 # The shipped models (assets/): the ablation, all on the simulator at its default shift.
 # On this 2-core CPU, three at a time (one thread each) take about an hour; on a GPU, minutes.

@@ -1,0 +1,90 @@
+"""Many users at once: N clients explore while a default fine-tuning run trains.
+
+Serves the app on the shipped models (runs saved to a temporary folder), starts the Fine-tune tab's
+default run through the API, then has N clients each call /explore once, all at the same moment, and
+prints their latencies. Also checks that a second Start is refused while the run trains, and times the
+default run itself.
+
+    python bench/bench_load.py [--clients 16]
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import re
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gradio_client import Client  # noqa: E402
+
+import app  # noqa: E402
+from gioada.finetune import FinetuneParams  # noqa: E402
+from gioada.inference import pick_device  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--clients", type=int, default=16)
+    a = p.parse_args()
+    defaults = FinetuneParams(height=64)           # what the app's Fine-tune tab starts with
+    with tempfile.TemporaryDirectory(prefix="gioada-load-") as runs:
+        demo = app.build_demo(app.ASSETS, runs, defaults=defaults)
+        _, url, _ = app.launch(demo, port=None, prevent_thread_lock=True, quiet=True)
+        manager = demo.gioada["finetune"]
+        trainer = Client(url, verbose=False)
+        start = time.perf_counter()
+        job = trainer.submit(defaults.lam_input, defaults.lam_output, defaults.lam_depth, defaults.lr, defaults.steps,
+                             defaults.batch_size, defaults.height, defaults.seed, defaults.start_from, "load-bench",
+                             api_name="/finetune")
+        while not (manager.busy() and manager.current.snapshot().step >= 1):
+            time.sleep(0.2)
+        try:
+            trainer.predict(*[0.1, 0.02, 0.5, 1e-3, 2, 2, 32, 0, "", "second"], api_name="/finetune")
+            refused = "NO: a second run started"
+        except Exception as e:  # noqa: BLE001 - gradio_client raises AppError with the app's message
+            refused = f"refused: {str(e).splitlines()[0][:80]}"
+
+        clients = [Client(url, verbose=False) for _ in range(a.clients)]
+        latencies: list[float | None] = [None] * a.clients
+        barrier = threading.Barrier(a.clients)
+
+        def explore(i: int) -> None:
+            barrier.wait()
+            t = time.perf_counter()
+            out = clients[i].predict("gioada", "source-only", i, 1.0, api_name="/explore")
+            if out and out[1]:
+                latencies[i] = time.perf_counter() - t
+
+        threads = [threading.Thread(target=explore, args=(i,)) for i in range(a.clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        during = manager.busy()
+        summary = job.result(timeout=900)[4]          # the "before -> after" result text
+        train_seconds = time.perf_counter() - start
+        demo.close()
+
+    done = [x for x in latencies if x is not None]
+    device = pick_device()
+    print(f"# {a.clients} clients explore (2 models, each at its training size) while the default fine-tune trains; "
+          f"{device.type.upper()}, {os.cpu_count()} cores")
+    print(f"answered: {len(done)}/{a.clients} (training still running when the last answered: {during})")
+    if done:
+        q = statistics.quantiles(done, n=10) if len(done) > 1 else done * 9
+        print(f"latency: median {statistics.median(done):.1f} s, p90 {q[-1]:.1f} s, max {max(done):.1f} s")
+    print(f"second Start while training: {refused}")
+    print(f"default fine-tune ({defaults.steps} steps, {defaults.height}×{defaults.width}, batch {defaults.batch_size}, "
+          f"from scratch) under this load: {train_seconds:.0f} s")
+    print(" ".join(html.unescape(re.sub(r"<[^>]+>|[*#]", " ", summary)).split())[:200])
+
+
+if __name__ == "__main__":
+    main()
