@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -28,6 +29,7 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from gioada import GIOAda, ModelConfig  # noqa: E402
 from gioada.inference import pick_device  # noqa: E402
+from gioada.train import quiet_lightning  # noqa: E402
 
 
 def make_batch(b: int, h: int, w: int, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -79,10 +81,12 @@ def lightning_steps(model: GIOAda, batch: tuple[torch.Tensor, ...], steps: int, 
     cpu = tuple(t.cpu() for t in batch)
     data = TensorDataset(*(t.repeat(steps + 1, *([1] * (t.dim() - 1))) for t in cpu))
     clock = _Clock()
-    trainer = pl.Trainer(max_epochs=1, accelerator="auto", devices=1, precision=precision, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         callbacks=[clock])
-    trainer.fit(model, DataLoader(data, batch_size=batch[0].shape[0]))
+    with quiet_lightning():
+        warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")   # timing only: no validation
+        trainer = pl.Trainer(max_epochs=1, accelerator="auto", devices=1, precision=precision, logger=False,
+                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                             callbacks=[clock])
+        trainer.fit(model, DataLoader(data, batch_size=batch[0].shape[0]))
     return clock.seconds
 
 

@@ -1,6 +1,7 @@
 """Train a GIOAda from a RunConfig: the one entry point used by the CLI, the app and the benchmarks."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import platform
@@ -10,7 +11,7 @@ import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -100,6 +101,22 @@ def _no_ads(record: logging.LogRecord) -> bool:
     return "litlogger" not in record.getMessage()
 
 
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's console noise that says nothing about the run: its cloud-logger tip, the
+    "few dataloader workers" hint (our data is an in-process simulator, workers would only add overhead)
+    and a deprecation inside Lightning itself."""
+    log = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    log.addFilter(_no_ads)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
+            yield
+    finally:
+        log.removeFilter(_no_ads)
+
+
 def train(cfg: RunConfig, out_dir: str | Path | None = None, *, callbacks: Sequence[Callback] = (),
           progress: bool = True, eval_scenes: int | None = None, command: str | None = None,
           overwrite: bool = False, half: bool = False) -> TrainResult:
@@ -120,8 +137,7 @@ def train(cfg: RunConfig, out_dir: str | Path | None = None, *, callbacks: Seque
     data = GIOAdaDataModule(cfg.data, cfg.steps * world, cfg.seed)
     timer = _Timer()
     consistency = [_RankConsistency()] if world > 1 else []
-    with tempfile.TemporaryDirectory(prefix="gioada-log-") as log_dir:
-        logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_no_ads)
+    with tempfile.TemporaryDirectory(prefix="gioada-log-") as log_dir, quiet_lightning():
         trainer = pl.Trainer(
             max_epochs=1, accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
             strategy="ddp_find_unused_parameters_true" if world > 1 else "auto", precision=cfg.precision,
@@ -129,11 +145,7 @@ def train(cfg: RunConfig, out_dir: str | Path | None = None, *, callbacks: Seque
             val_check_interval=min(cfg.val_every, cfg.steps), num_sanity_val_steps=0,
             enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=progress,
             callbacks=[timer, *consistency, *callbacks])
-        with warnings.catch_warnings():
-            # Our data comes from an in-process simulator: worker processes would only add overhead.
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")  # Lightning internals
-            trainer.fit(model, datamodule=data)
+        trainer.fit(model, datamodule=data)
         steps_done = timer.steps
         seconds = timer.seconds
         if trainer.global_rank != 0:
