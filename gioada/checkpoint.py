@@ -28,9 +28,8 @@ def is_run_dir(path: str | Path) -> bool:
 
 
 def build_model(cfg: RunConfig) -> GIOAda:
-    """A fresh GIOAda from ``cfg.model`` (OneCycle sized to ``cfg.steps``)."""
-    kwargs = dataclasses.asdict(cfg.model) | {"num_epochs": 1, "num_steps_per_epoch": cfg.steps}
-    return GIOAda(**kwargs)
+    """A fresh GIOAda from ``cfg.model`` (its OneCycle already sized to ``cfg.steps``)."""
+    return GIOAda(**dataclasses.asdict(cfg.model))
 
 
 def save_run(out_dir: str | Path, model: GIOAda, cfg: RunConfig, *, metrics: dict[str, Any] | None = None,

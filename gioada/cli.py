@@ -7,57 +7,78 @@ import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from .classes import get_label_space
-from .config import DataConfig, ModelConfig, RunConfig
+from .config import RunConfig, with_overrides
 
 
-def _add_data_args(p: argparse.ArgumentParser) -> None:
-    d = DataConfig()
-    p.add_argument("--source", default=d.source, help="'sim' or KIND:PATH, e.g. vkitti2:/data/vkitti2")
-    p.add_argument("--target", default=d.target, help="'sim' or KIND:PATH, e.g. kitti:/data/kitti")
-    p.add_argument("--label-space", default=d.label_space, help="vkitti10, cityscapes19, synthia16, synthia13")
-    p.add_argument("--height", type=int, default=d.height)
-    p.add_argument("--width", type=int, default=d.width)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--shift", type=float, default=d.shift, help="simulator shift strength, 0..2")
-    p.add_argument("--shift-off", nargs="*", default=[], help="simulator shift components to switch off")
+# train's flags and the RunConfig keys they set. Only the flags given override the starting config
+# (--config FILE, or the defaults), so a saved config.json re-runs as it was, with chosen changes.
+_TRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
+    ("--steps", "steps", int, "training steps (the OneCycle schedule's length)"),
+    ("--seed", "seed", int, "seeds the weights and the simulator's training scenes"),
+    ("--lr", "model.init_lr", float, "OneCycle's peak learning rate"),
+    ("--lam-input", "model.lam_input", float, "weight of the input-level adversary (0 = off)"),
+    ("--lam-output", "model.lam_output", float, "weight of the output-level adversary (0 = off)"),
+    ("--lam-depth", "model.lam_depth", float, "weight of the depth loss (0 = no geometry)"),
+    ("--task-width", "model.task_width", int, "channels of T's first stage"),
+    ("--transform-width", "model.transform_width", int, "channels of G's first stage"),
+    ("--disc-width", "model.disc_width", int, "channels of each discriminator's first stage"),
+    ("--source", "data.source", str, "'sim' or KIND:PATH, e.g. vkitti2:/data/vkitti2"),
+    ("--target", "data.target", str, "'sim' or KIND:PATH, e.g. kitti:/data/kitti"),
+    ("--label-space", "data.label_space", str, "vkitti10, cityscapes19, synthia16 or synthia13"),
+    ("--height", "data.height", int, "training image height"),
+    ("--width", "data.width", int, "training image width"),
+    ("--batch-size", "data.batch_size", int, "source/target pairs per step"),
+    ("--shift", "data.shift", float, "simulator shift strength, 0..2"),
+    ("--shift-off", "data.shift_off", list, "simulator shift components to switch off"),
+    ("--oracle", "data.oracle", bool, "train on target labels (the upper bound)"),
+    ("--val-scenes", "data.val_scenes", int, "held-out target scenes for validation during training"),
+    ("--num-workers", "data.num_workers", int, "data loader worker processes"),
+    ("--val-every", "val_every", int, "validate every N steps"),
+    ("--device", "accelerator", ["auto", "cpu", "gpu"], "auto picks a GPU when there is one"),
+    ("--devices", "devices", int, "processes/GPUs per node (DDP when > 1)"),
+    ("--num-nodes", "num_nodes", int, "machines (DDP)"),
+    ("--precision", "precision", ["32-true", "bf16-mixed", "16-mixed"], "bf16-mixed on a GPU"),
+    ("--init-from", "init_from", str, "run folder whose weights start this run"),
+]
 
 
-def _data_config(a: argparse.Namespace, **extra) -> DataConfig:
-    return DataConfig(source=a.source, target=a.target, label_space=a.label_space, height=a.height, width=a.width,
-                      batch_size=a.batch_size, shift=a.shift, shift_off=tuple(a.shift_off), **extra)
+def _lookup(d: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        d = d[part]
+    return d
+
+
+def _add_train_flags(p: argparse.ArgumentParser) -> None:
+    defaults = RunConfig().to_dict()
+    for flag, key, kind, text in _TRAIN_FLAGS:
+        kw: dict[str, Any] = {"dest": key, "default": argparse.SUPPRESS,
+                              "help": f"{text} (default: {_lookup(defaults, key)})"}
+        if kind is bool:
+            kw["action"] = "store_true"
+        elif kind is list:
+            kw["nargs"] = "*"
+        elif isinstance(kind, list):
+            kw["choices"] = kind
+        else:
+            kw["type"] = kind
+        if kind is not bool and not isinstance(kind, list):
+            kw["metavar"] = flag[2:].upper().replace("-", "_")
+        p.add_argument(flag, **kw)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gioada", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    m = ModelConfig()
     t = sub.add_parser("train", help="train a GIOAda (from scratch or from a run) and save it as a run folder")
     t.add_argument("--out", required=True, help="run folder to create (must not exist)")
-    t.add_argument("--config", help="a config.json to start from (flags below override it)")
-    t.add_argument("--init-from", help="run folder whose weights start this run")
-    t.add_argument("--steps", type=int, default=RunConfig.steps)
-    t.add_argument("--seed", type=int, default=RunConfig.seed)
-    t.add_argument("--lr", type=float, default=m.init_lr)
-    t.add_argument("--lam-input", type=float, default=m.lam_input)
-    t.add_argument("--lam-output", type=float, default=m.lam_output)
-    t.add_argument("--lam-depth", type=float, default=m.lam_depth)
-    t.add_argument("--task-width", type=int, default=m.task_width)
-    t.add_argument("--transform-width", type=int, default=m.transform_width)
-    t.add_argument("--disc-width", type=int, default=m.disc_width)
-    t.add_argument("--oracle", action="store_true", help="train on target labels (the upper bound)")
-    t.add_argument("--val-every", type=int, default=RunConfig.val_every)
-    t.add_argument("--val-scenes", type=int, default=DataConfig.val_scenes)
+    t.add_argument("--config", help="a config.json to start from (a run's, or your own); flags override it")
     t.add_argument("--eval-scenes", type=int, default=None, help="held-out scenes for the final evaluation")
-    t.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
-    t.add_argument("--devices", type=int, default=1, help="processes/GPUs per node (DDP when > 1)")
-    t.add_argument("--num-nodes", type=int, default=1)
-    t.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed", "16-mixed"])
-    t.add_argument("--num-workers", type=int, default=0)
     t.add_argument("--half", action="store_true", help="store weights as float16")
-    _add_data_args(t)
+    _add_train_flags(t)
 
     e = sub.add_parser("evaluate", help="evaluate a run on held-out scenes; prints and writes JSON")
     e.add_argument("run", help="run folder (or a shipped model's name, e.g. gioada)")
@@ -93,16 +114,17 @@ def cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
+def train_config(a: argparse.Namespace) -> RunConfig:
+    """The run's config: ``--config FILE`` (or the defaults) with the flags given on top."""
+    given = {key: getattr(a, key) for _, key, _, _ in _TRAIN_FLAGS if hasattr(a, key)}
+    if "data.label_space" in given:
+        given["model.num_classes"] = get_label_space(given["data.label_space"]).num_classes
+    return with_overrides(RunConfig.load(a.config) if a.config else RunConfig(), **given)
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     from .train import train
-    base = RunConfig.load(a.config) if a.config else RunConfig()
-    model = replace(base.model, num_classes=get_label_space(a.label_space).num_classes, init_lr=a.lr, lam_input=a.lam_input, lam_output=a.lam_output,
-                    lam_depth=a.lam_depth, task_width=a.task_width, transform_width=a.transform_width,
-                    disc_width=a.disc_width)
-    data = _data_config(a, oracle=a.oracle, val_scenes=a.val_scenes, num_workers=a.num_workers)
-    cfg = RunConfig(model=model, data=data, steps=a.steps, seed=a.seed, val_every=a.val_every,
-                    accelerator=a.device, devices=a.devices, num_nodes=a.num_nodes, precision=a.precision,
-                    init_from=a.init_from)
+    cfg = train_config(a)
     command = "python -m gioada " + " ".join(shlex.quote(x) for x in a.argv)
     result = train(cfg, a.out, eval_scenes=a.eval_scenes, command=command, half=a.half)
     if result.out_dir is not None:

@@ -78,13 +78,20 @@ class DataConfig:
             _require(32 <= v <= 2048 and v % 16 == 0, name, v, "a multiple of 16 in [32, 2048]")
         _require(1 <= self.batch_size <= 512, "batch_size", self.batch_size, "an integer in [1, 512]")
         _require(0 <= self.shift <= 2, "shift", self.shift, "a number in [0, 2]")
+        if "sim" in (self.source, self.target):
+            _require(self.label_space == "vkitti10", "label_space", self.label_space,
+                     "'vkitti10' with the simulator (it renders the 10 VKITTI classes)")
         _require(1 <= self.val_scenes <= 100_000, "val_scenes", self.val_scenes, "an integer in [1, 100000]")
         _require(0 <= self.num_workers <= 64, "num_workers", self.num_workers, "an integer in [0, 64]")
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """A whole training run: model, data, and how long / where to train."""
+    """A whole training run: model, data, and how long / where to train.
+
+    ``model``'s OneCycle length follows ``steps`` (``num_epochs=1``, ``num_steps_per_epoch=steps``), so the
+    saved config states the schedule that was really used.
+    """
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -105,6 +112,9 @@ class RunConfig:
         _require(self.accelerator in ("auto", "cpu", "gpu", "cuda", "mps"), "accelerator", self.accelerator,
                  "one of auto, cpu, gpu")
         _require(self.devices >= 1 and self.num_nodes >= 1, "devices", self.devices, "an integer >= 1")
+        if (self.model.num_epochs, self.model.num_steps_per_epoch) != (1, self.steps):
+            object.__setattr__(self, "model", dataclasses.replace(self.model, num_epochs=1,
+                                                                  num_steps_per_epoch=self.steps))
         k = get_label_space(self.data.label_space).num_classes
         _require(self.model.num_classes == k, "model.num_classes", self.model.num_classes,
                  f"{k}, the class count of label_space={self.data.label_space!r}")

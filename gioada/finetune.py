@@ -370,8 +370,7 @@ class FinetuneManager:
                 raise ValueError(f"the source dataset {self.data.source.split(':')[0]} has no depth: "
                                  "set lam_depth to 0")
         model = dataclasses.replace(base.model, lam_input=params.lam_input, lam_output=params.lam_output,
-                                    lam_depth=params.lam_depth, init_lr=params.lr, pretrained_backbone=False,
-                                    num_epochs=1, num_steps_per_epoch=params.steps)
+                                    lam_depth=params.lam_depth, init_lr=params.lr, pretrained_backbone=False)
         data = dataclasses.replace(self.data, height=params.height, width=params.width,
                                    batch_size=params.batch_size, val_scenes=min(8, self.eval_scenes),
                                    num_workers=0)

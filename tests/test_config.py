@@ -27,6 +27,7 @@ def test_json_round_trip(tmp_path):
     ("data.batch_size", 0, "batch_size"),
     ("steps", 1.5, "integer"),
     ("model.nonsense", 1, "unknown config key"),
+    ("data.label_space", "cityscapes19", "'vkitti10' with the simulator"),
 ])
 def test_invalid_values_are_rejected_with_the_valid_range(key, value, message):
     with pytest.raises((ValueError, TypeError), match=message):

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from gioada.checkpoint import load_model, load_run_config, save_run
-from gioada.cli import main
+from gioada.cli import build_parser, main, train_config
+from gioada.config import RunConfig, with_overrides
 
 TINY = ["--height", "32", "--width", "64", "--batch-size", "2", "--task-width", "8", "--transform-width", "8",
         "--disc-width", "8", "--val-scenes", "2", "--eval-scenes", "2", "--device", "cpu"]
@@ -23,6 +24,8 @@ def test_train_writes_a_complete_run(trained_run):
         assert (trained_run / name).is_file(), name
     cfg = load_run_config(trained_run)
     assert cfg.steps == 3 and cfg.data.height == 32
+    saved = json.loads((trained_run / "config.json").read_text())["model"]
+    assert saved["num_steps_per_epoch"] == 3 and saved["num_epochs"] == 1    # the schedule really used
     info = json.loads((trained_run / "run.json").read_text())
     assert info["steps_done"] == 3 and "python -m gioada train" in info["command"]
     metrics = json.loads((trained_run / "metrics.json").read_text())["target"]
@@ -93,3 +96,13 @@ def test_render_cli(tmp_path):
 def test_bad_arguments_give_a_message_not_a_traceback(tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path / "x"), "--steps", "1", "--lam-input", "-3", *TINY]) == 2
     assert "lam_input" in capsys.readouterr().err
+
+
+def test_a_config_file_is_the_start_and_only_given_flags_override_it(tmp_path):
+    path = tmp_path / "c.json"
+    with_overrides(RunConfig(), **{"model.lam_input": 0.3, "data.shift": 1.5, "steps": 40}).save(path)
+    cfg = train_config(build_parser().parse_args(["train", "--out", "x", "--config", str(path), "--steps", "9"]))
+    assert (cfg.model.lam_input, cfg.data.shift, cfg.steps) == (0.3, 1.5, 9)
+    assert cfg.model.num_steps_per_epoch == 9
+    plain = train_config(build_parser().parse_args(["train", "--out", "x", "--lam-output", "0", "--oracle"]))
+    assert plain.model.lam_output == 0 and plain.data.oracle and plain.model.lam_input == RunConfig().model.lam_input
