@@ -72,7 +72,9 @@ TOUR = [
     ("3 · The input adversary",
      "**Input-only** adds G and D_in. Look at the *translation* column: G repaints the synthetic image in the "
      "target style (texture, haze, colour) while keeping its layout, so T learns on real-looking images with "
-     "the source labels. D_in's bars near 50% mean it can no longer tell translations from real images.",
+     "the source labels. D_in's bars show how well it still tells translations from real images: adversarial "
+     "training pushes both toward 50% (chance). Compare the translation's bar with the target's to see how "
+     "far the shipped G got: part of the way, not all of it.",
      ["input-only", "gioada"], ["source-only"], 1.0),
     ("4 · Output adversary and depth",
      "The **full method** adds D_out, which judges T's outputs (segmentation + depth) on real vs translated "

@@ -51,9 +51,9 @@ def discriminator_confidence(model: GIOAda, data: DataConfig, batches: int = 4, 
     device = next(model.parameters()).device
     loader = DataLoader(train_set(data, batches * batch_size, seed), batch_size=batch_size)
     sums = {"input_real": 0.0, "input_translated": 0.0, "output_real": 0.0, "output_translated": 0.0}
-    for real, fake, labels, depths in loader:
+    for i, (real, fake, labels, depths) in enumerate(loader):
         real, fake, labels, depths = real.to(device), fake.to(device), labels.to(device), depths.to(device)
-        translated = model.translate(fake, labels, depths)
+        translated = model.translate(fake, labels, depths, seed=seed + i)
         sums["input_real"] += model.input_discriminator(real).mean().item()
         sums["input_translated"] += model.input_discriminator(translated).mean().item()
         sums["output_real"] += model.output_discriminator(model.task_outputs(*model(real))).mean().item()

@@ -352,7 +352,7 @@ def _view(key: str, description: str, model: GIOAda, source: Sample | None, targ
         labels = torch.from_numpy(source.labels.astype(np.int64))[None].to(device)  # 1×H×W
         depth = (torch.from_numpy(source.depth)[None, None].to(device) if source.depth is not None
                  else torch.zeros_like(x_s[:, :1]))                                # 1×1×H×W
-        translated = model.translate(x_s, labels, depth)
+        translated = model.translate(x_s, labels, depth, seed=0)                  # the same on every click
         batch = torch.cat([x_s, translated, x_t])                                  # 3×3×H×W
         names = ["source", "translated", "target"]
     logits, pred_depth = model(batch)                                              # n×K×H×W, n×1×H×W

@@ -41,7 +41,7 @@ from .data import eval_set, tensor_to_image, train_set
 from .evaluate import evaluate
 from .explore import RUN_NAME, ModelRegistry, check_int, check_number, tile_row
 from .inference import pick_device
-from .module import GIOAda
+from .module import GIOAda, check_finite
 from .train import make_model, train
 from .viz import overlay
 
@@ -631,23 +631,28 @@ class StepLab:
             discs = [model.input_discriminator, model.output_discriminator]
             before, t_before = self._measure(), self._translation()
 
-            # 1. Discriminator step: only D_in and D_out change.
-            if model.adapts:
-                d_terms = model.discriminator_loss(real, fake, labels, depths)
-                self.opt_d.zero_grad(set_to_none=True)
-                d_terms["total"].backward()
-                self.opt_d.step()
-            after_d = self._measure()
+            try:
+                # 1. Discriminator step: only D_in and D_out change.
+                if model.adapts:
+                    d_terms = model.discriminator_loss(real, fake, labels, depths)
+                    check_finite("discriminator", d_terms, self.steps)
+                    self.opt_d.zero_grad(set_to_none=True)
+                    d_terms["total"].backward()
+                    self.opt_d.step()
+                after_d = self._measure()
 
-            # 2. Generator step: only G and T change.
-            self._set_trainable(discs, False)
-            g_terms = model.generator_loss(real, fake, labels, depths)
-            self.opt_g.zero_grad(set_to_none=True)
-            g_terms["total"].backward()
-            self.opt_g.step()
-            self._set_trainable(discs, True)
-            if not torch.isfinite(g_terms["total"]):
-                raise ValueError("the loss became NaN/inf: press Reset and use a smaller learning rate")
+                # 2. Generator step: only G and T change.
+                self._set_trainable(discs, False)
+                g_terms = model.generator_loss(real, fake, labels, depths)
+                check_finite("generator", g_terms, self.steps)
+                self.opt_g.zero_grad(set_to_none=True)
+                g_terms["total"].backward()
+                self.opt_g.step()
+            except FloatingPointError as e:
+                raise ValueError(f"{e}; it was stopped before any weight became NaN. Press Reset and use a "
+                                 "smaller learning rate") from None
+            finally:
+                self._set_trainable(discs, True)
             after_g, t_after = self._measure(), self._translation()
             self.steps += 1
             measures = {"before": before, "after D step": after_d, "after G step": after_g}

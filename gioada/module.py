@@ -21,6 +21,13 @@ def bce(logits: torch.Tensor, label: float) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, label))
 
 
+def check_finite(which: str, terms: dict[str, torch.Tensor], step: int) -> None:
+    """Raise FloatingPointError before an optimizer step would write NaN/inf into the weights."""
+    if not torch.isfinite(terms["total"]):
+        raise FloatingPointError(f"non-finite {which} loss at step {step}: "
+                                 f"{ {k: float(v.detach()) for k, v in terms.items()} }")
+
+
 class GIOAda(pl.LightningModule):
     """Geometrically guided input-output adaptation (Chen et al., CVPR 2019).
 
@@ -67,13 +74,23 @@ class GIOAda(pl.LightningModule):
         return self.hparams.lam_depth > 0
 
     # -- the pieces of a step ---------------------------------------------------------------------
-    def translate(self, fake_images: torch.Tensor, labels: torch.Tensor, depths: torch.Tensor) -> torch.Tensor:
-        """G(source) B×3×H×W; the source images themselves when adaptation is off."""
+    def translate(self, fake_images: torch.Tensor, labels: torch.Tensor, depths: torch.Tensor,
+                  seed: int | None = None) -> torch.Tensor:
+        """G(source) B×3×H×W; the source images themselves when adaptation is off.
+
+        ``seed`` fixes G's noise input with a private generator (torch's global RNG is left alone), so
+        the same inputs give the same translation; None draws it from the global RNG, as in training.
+        """
         if not self.adapts:
             return fake_images
         if not self.uses_depth:
             depths = torch.zeros_like(depths)
-        return self.fake_transformation(fake_images, labels, depths)
+        noise = None
+        if seed is not None:
+            b, _, h, w = fake_images.shape
+            shape = (b, self.fake_transformation.noise_channels, h, w)
+            noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(fake_images)
+        return self.fake_transformation(fake_images, labels, depths, noise)
 
     def task_outputs(self, logits: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
         """What the output discriminator judges: class probabilities and normalised depth, B×(K+1)×H×W."""
@@ -149,6 +166,7 @@ class GIOAda(pl.LightningModule):
         if self.adapts:
             with self.toggled_optimizer(opt_d):
                 d_terms = self.discriminator_loss(real_images, fake_images, labels, depths)
+                check_finite("discriminator", d_terms, self.global_step)
                 opt_d.zero_grad(set_to_none=True)
                 self.manual_backward(d_terms["total"])
                 opt_d.step()
@@ -156,6 +174,7 @@ class GIOAda(pl.LightningModule):
         # 2. Generator step: only G and T change.
         with self.toggled_optimizer(opt_g):
             g_terms = self.generator_loss(real_images, fake_images, labels, depths)
+            check_finite("generator", g_terms, self.global_step)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_terms["total"])
             opt_g.step()
@@ -171,9 +190,7 @@ class GIOAda(pl.LightningModule):
         logs |= {f"train/{k}" if k.startswith("d_") and k[-4:] in ("real", "fake") else f"train/loss_{k}": v.detach()
                  for k, v in d_terms.items() if k != "total"}
         logs["train/lr"] = torch.tensor(sched_g.get_last_lr()[0])
-        if not torch.isfinite(g_terms["total"]):
-            raise FloatingPointError(f"non-finite generator loss at step {self.global_step}: "
-                                     f"{ {k: float(v.detach()) for k, v in g_terms.items()} }")
+        logs["train/lr_d"] = torch.tensor(sched_d.get_last_lr()[0])
         self.log_dict(logs, prog_bar=False, on_step=True, on_epoch=False, batch_size=real_images.shape[0])
         self.log("loss", g_terms["total"].detach(), prog_bar=True, on_step=True, on_epoch=False,
                  batch_size=real_images.shape[0])

@@ -78,7 +78,7 @@ def test_losses_logged(tiny_kwargs, batch):
     logged = set(trainer.callback_metrics)
     for key in ("train/g_seg", "train/g_depth", "train/g_adv_in", "train/g_adv_out", "train/loss_d_in",
                 "train/loss_d_out", "train/d_in_real", "train/d_in_fake", "train/d_out_real", "train/d_out_fake",
-                "train/lr"):
+                "train/lr", "train/lr_d"):
         assert key in logged, key
 
 
@@ -132,3 +132,27 @@ def test_output_adversary_also_trains_t_on_target_images(tiny_kwargs, batch):
         target = real.clone().requires_grad_(True)
         model.generator_loss(target, fake, labels, depths)["total"].backward()
         assert (target.grad is not None and bool(target.grad.abs().sum() > 0)) == depends
+
+
+@pytest.mark.parametrize("poisoned", ["real", "depth"])
+def test_a_non_finite_loss_stops_before_any_weight_changes(tiny_kwargs, batch, poisoned):
+    """NaN in a target image poisons the discriminator loss; NaN depth (with no adversary, so no D step)
+    the generator step's depth loss."""
+    real, fake, labels, depths = (t.clone() for t in batch)
+    (real if poisoned == "real" else depths)[0, 0, 0, 0] = float("nan")
+    no_adversary = {"lam_input": 0.0, "lam_output": 0.0} if poisoned == "depth" else {}
+    model = GIOAda(**(tiny_kwargs | no_adversary))
+    before = _snapshot(model)
+    with pytest.raises(FloatingPointError, match="discriminator" if poisoned == "real" else "generator"):
+        _fit(model, (real, fake, labels, depths), 1)
+    assert _same(before, _snapshot(model))
+
+
+def test_translate_with_a_seed_is_repeatable_and_leaves_the_global_rng_alone(tiny_kwargs, batch):
+    model = GIOAda(**tiny_kwargs)
+    torch.nn.init.normal_(model.fake_transformation.head.weight, 0, 0.5)   # a trained G uses its noise
+    _, fake, labels, depths = batch
+    state = torch.random.get_rng_state()
+    a, b = model.translate(fake, labels, depths, seed=3), model.translate(fake, labels, depths, seed=3)
+    assert torch.equal(a, b) and torch.equal(state, torch.random.get_rng_state())
+    assert not torch.equal(a, model.translate(fake, labels, depths, seed=4))

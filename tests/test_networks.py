@@ -84,8 +84,18 @@ def test_discriminator_outputs(channels):
     assert cmap.shape == (2, 1, 32, 64) and bool(((cmap > 0) & (cmap < 1)).all())
 
 
+def test_transform_clamps_depth_beyond_the_far_plane():
+    """Real datasets store sky at e.g. 655 m: G sees it as the far plane, like the simulator's sky."""
+    g = ImageTransformNetwork(K + 4, 3, width=8, max_depth=80.0)
+    torch.nn.init.normal_(g.head.weight, 0, 0.5)
+    x, labels, noise = torch.rand(1, 3, 32, 64) * 2 - 1, torch.randint(0, K, (1, 32, 64)), torch.zeros(1, 1, 32, 64)
+    assert torch.equal(g(x, labels, torch.full((1, 1, 32, 64), 655.35), noise),
+                       g(x, labels, torch.full((1, 1, 32, 64), 80.0), noise))
+
+
 def test_gradients_are_finite():
     t, g, d = TaskNetwork(3, K, width=8), ImageTransformNetwork(K + 4, 3, width=8), Discriminator(3, width=8)
+    torch.nn.init.normal_(g.head.weight, 0, 0.5)  # G's head starts at zero, which would stop gradients inside G
     x = torch.rand(2, 3, 32, 64) * 2 - 1
     y = g(x, torch.randint(0, K, (2, 32, 64)), torch.rand(2, 1, 32, 64) * 80)
     logits, depth = t(y)
@@ -93,3 +103,4 @@ def test_gradients_are_finite():
     for net in (t, g, d):
         grads = [p.grad for p in net.parameters() if p.grad is not None]
         assert grads and all(torch.isfinite(gr).all() for gr in grads)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in g.stem.parameters())  # reached G's input

@@ -55,7 +55,8 @@ class ImageTransformNetwork(nn.Module):
         if noise is None:
             noise = torch.randn(b, self.noise_channels, h, w, device=fake_images.device, dtype=fake_images.dtype)
         onehot = one_hot_labels(labels, self.num_classes).type_as(fake_images)
-        x = torch.cat([fake_images, onehot, depths / self.max_depth, noise], dim=1)  # B×(3+K+1+N)×H×W
+        depth = depths.clamp(0, self.max_depth) / self.max_depth     # sky may be stored far beyond it
+        x = torch.cat([fake_images, onehot, depth, noise], dim=1)  # B×(3+K+1+N)×H×W
         skip = self.stem(x)                                                         # B×w×H×W
         up = self.decoder(self.blocks(self.encoder(skip)))                          # B×w×H×W
         residual = self.head(torch.cat([up, skip], dim=1))                          # B×3×H×W
