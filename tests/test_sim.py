@@ -112,3 +112,14 @@ def test_bad_shift_is_refused(strength):
 def test_unknown_shift_component_is_refused():
     with pytest.raises(ValueError, match="unknown shift component"):
         Shift().without("rain")
+
+
+def test_training_validation_and_test_scenes_never_overlap():
+    from gioada.config import DataConfig
+    from gioada.data import GIOAdaDataModule, eval_scene_seed, train_scene_seed
+    train = {train_scene_seed(s, stream, i) for s in (0, 1) for stream in ("source", "target") for i in range(500)}
+    val = {eval_scene_seed(i, "val") for i in range(100_000)}
+    test = {eval_scene_seed(i, "test") for i in range(100_000)}
+    assert not (train & val) and not (train & test) and not (val & test)
+    dm = GIOAdaDataModule(DataConfig(height=32, width=96, val_scenes=2), steps=1)
+    assert dm.val_dataloader().dataset.split == "val"     # training watches val; evaluation uses test

@@ -6,7 +6,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..config import DataConfig
 from ..sim import Shift
-from .synthetic import (EVAL_SEED_BASE, SimEvalSet, SimTrainSet, eval_scene_seed, image_to_tensor,
+from .synthetic import (HELD_OUT_BASE, SimEvalSet, SimTrainSet, eval_scene_seed, image_to_tensor,
                         sample_to_tensors, tensor_to_image, train_scene_seed)
 
 
@@ -15,11 +15,15 @@ def sim_shift(cfg: DataConfig) -> Shift:
     return Shift(strength=cfg.shift).without(*cfg.shift_off)
 
 
-def eval_set(cfg: DataConfig, domain: str = "target", length: int | None = None) -> Dataset:
-    """Held-out labelled scenes of ``domain`` ("source" or "target"): items ``(image, labels, depth)``."""
+def eval_set(cfg: DataConfig, domain: str = "target", length: int | None = None, split: str = "test") -> Dataset:
+    """Held-out labelled scenes of ``domain`` ("source" or "target"): items ``(image, labels, depth)``.
+
+    ``split``: the simulator's "test" scenes (evaluation) or its disjoint "val" scenes (watched while
+    training). A dataset on disk serves its validation split for both.
+    """
     n = cfg.val_scenes if length is None else length
     if domain == "source" and cfg.source == "sim" or domain == "target" and cfg.target == "sim":
-        return SimEvalSet(n, cfg.height, cfg.width, sim_shift(cfg), domain)
+        return SimEvalSet(n, cfg.height, cfg.width, sim_shift(cfg), domain, split)
     from .real import open_dataset, as_eval_set
     spec = cfg.source if domain == "source" else cfg.target
     return as_eval_set(open_dataset(spec, cfg.label_space, split="val", size=(cfg.height, cfg.width), train=False), n)
@@ -53,9 +57,9 @@ class GIOAdaDataModule(pl.LightningDataModule):
                           num_workers=self.cfg.num_workers, persistent_workers=self.cfg.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(eval_set(self.cfg, "target"), batch_size=self.cfg.batch_size,
+        return DataLoader(eval_set(self.cfg, "target", split="val"), batch_size=self.cfg.batch_size,
                           num_workers=self.cfg.num_workers)
 
 
-__all__ = ["EVAL_SEED_BASE", "GIOAdaDataModule", "SimEvalSet", "SimTrainSet", "eval_scene_seed", "eval_set",
+__all__ = ["HELD_OUT_BASE", "GIOAdaDataModule", "SimEvalSet", "SimTrainSet", "eval_scene_seed", "eval_set",
            "image_to_tensor", "sample_to_tensors", "sim_shift", "tensor_to_image", "train_scene_seed", "train_set"]

@@ -1,7 +1,9 @@
 """Datasets over the built-in simulator.
 
-Scene seeds: training scenes are drawn from ``[0, 2^31)`` by hashing (run seed, stream, index);
-evaluation scenes are ``2^31 + index``, so no held-out scene is ever a training scene.
+Scene seeds: training scenes are drawn from ``[0, 2^31)`` by hashing (run seed, stream, index); held-out
+scenes lie above, so none is ever a training scene. They come in two disjoint splits: *validation* scenes
+(``2^31 + index``), watched while training and by any tuning run, and *test* scenes (``2^31 + 2^30 + index``),
+used only to evaluate: the README's figures, ``evaluate`` and Explore's gallery.
 """
 from __future__ import annotations
 
@@ -11,19 +13,20 @@ from torch.utils.data import Dataset
 
 from ..sim import Sample, Shift, render
 
-EVAL_SEED_BASE = 2**31
+HELD_OUT_BASE = 2**31
+SPLIT_SEED_BASE = {"val": HELD_OUT_BASE, "test": HELD_OUT_BASE + 2**30}
 _STREAMS = {"source": 0, "target": 1}
 
 
 def train_scene_seed(run_seed: int, stream: str, index: int) -> int:
     """The simulator seed of training scene ``index`` of a ``stream`` ("source" or "target")."""
     state = np.random.SeedSequence([run_seed, _STREAMS[stream], index]).generate_state(1)[0]
-    return int(state) % EVAL_SEED_BASE
+    return int(state) % HELD_OUT_BASE
 
 
-def eval_scene_seed(index: int) -> int:
-    """The simulator seed of held-out evaluation scene ``index``."""
-    return EVAL_SEED_BASE + index
+def eval_scene_seed(index: int, split: str = "test") -> int:
+    """The simulator seed of held-out scene ``index`` of ``split`` ("test" or "val")."""
+    return SPLIT_SEED_BASE[split] + index
 
 
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -66,13 +69,17 @@ class SimTrainSet(Dataset):
 
 
 class SimEvalSet(Dataset):
-    """Held-out scenes in one domain: item i is ``(image 3×H×W, labels H×W, depth 1×H×W)``."""
+    """Held-out scenes of one split in one domain: item i is ``(image 3×H×W, labels H×W, depth 1×H×W)``."""
 
-    def __init__(self, length: int, height: int, width: int, shift: Shift, domain: str = "target") -> None:
-        self.length, self.height, self.width, self.shift, self.domain = length, height, width, shift, domain
+    def __init__(self, length: int, height: int, width: int, shift: Shift, domain: str = "target",
+                 split: str = "test") -> None:
+        if split not in SPLIT_SEED_BASE:
+            raise ValueError(f"split={split!r}: expected 'test' or 'val'")
+        self.length, self.height, self.width, self.shift = length, height, width, shift
+        self.domain, self.split = domain, split
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
-        return sample_to_tensors(render(eval_scene_seed(i), self.domain, self.height, self.width, self.shift))
+        return sample_to_tensors(render(eval_scene_seed(i, self.split), self.domain, self.height, self.width, self.shift))
