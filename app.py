@@ -150,6 +150,7 @@ def build_demo(assets_dir: str | Path = ASSETS, runs_dir: str | Path = "runs", *
     registry = ModelRegistry(assets_dir, runs_dir)
     explorer = Explorer(registry, scenes)
     manager = FinetuneManager(registry, data=data, eval_scenes=eval_scenes)
+    has_depth = manager.has_depth          # False for GTA5: the depth loss is off, and the sliders say so
     space = explorer.scenes.space
     gallery_items = explorer.gallery(6)
     n_shipped = len(registry.shipped())
@@ -221,8 +222,10 @@ def build_demo(assets_dir: str | Path = ASSETS, runs_dir: str | Path = "runs", *
                                               info="input-level adversary (G vs D_in)")
                         lam_output = gr.Slider(0, 0.1, value=defaults.lam_output, step=0.001, label="λ_out",
                                                info="output-level adversary (T vs D_out)")
-                        lam_depth = gr.Slider(0, 2, value=defaults.lam_depth, step=0.05, label="λ_depth",
-                                              info="depth loss; also feeds depth to G and D_out")
+                        lam_depth = gr.Slider(0, 2, value=defaults.lam_depth if has_depth else 0.0, step=0.05,
+                                              label="λ_depth", interactive=has_depth,
+                                              info="depth loss; also feeds depth to G and D_out" if has_depth else
+                                              "off: the source dataset has no depth")
                         with gr.Accordion("Training settings", open=True):
                             lr = gr.Slider(0.0001, 0.01, value=defaults.lr, step=0.0001, label="Learning rate")
                             steps = gr.Slider(1, 2000, value=defaults.steps, step=1, label="Steps")
@@ -353,17 +356,17 @@ def build_demo(assets_dir: str | Path = ASSETS, runs_dir: str | Path = "runs", *
 
         @friendly
         def apply_preset(name: str) -> tuple[float, float, float]:
-            return preset(name)
+            return preset(name, has_depth)
 
         @friendly
         def draw_diagram(name: str) -> Any:
-            return diagram.render(*preset(name))
+            return diagram.render(*preset(name, has_depth))
 
         @friendly
         def lab_reset_fn(name: str, rate: Any, start: str) -> tuple[Any, ...]:
             lab = StepLab(registry, data)
-            report = lab.reset(start or "", *preset(name), lr=rate, height=defaults.height)
-            return lab, report.image, report.summary, report.rows, diagram.render(*preset(name))
+            report = lab.reset(start or "", *preset(name, has_depth), lr=rate, height=defaults.height)
+            return lab, report.image, report.summary, report.rows, diagram.render(*preset(name, has_depth))
 
         @friendly
         def lab_step_fn(lab: StepLab | None) -> tuple[Any, ...]:
@@ -425,7 +428,8 @@ def build_demo(assets_dir: str | Path = ASSETS, runs_dir: str | Path = "runs", *
             btn.click(functools.partial(tour, k), None, [tabs, model_a, model_b, shift, scene, tour_md, tour_box],
                       api_name=f"tour_{k + 1}").then(**explore_kw, api_name=f"tour_{k + 1}_explore").then(
                 describe, [model_a, model_b], model_info, api_name=f"tour_{k + 1}_describe")
-        tour_train.click(lambda: (gr.Tabs(selected="finetune"), "Full GIO-Ada", *PRESETS["Full GIO-Ada"]), None,
+        full = preset("Full GIO-Ada", has_depth)
+        tour_train.click(lambda: (gr.Tabs(selected="finetune"), "Full GIO-Ada", *full), None,
                          [tabs, preset_radio, lam_input, lam_output, lam_depth], api_name="tour_5")
 
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=2)

@@ -38,6 +38,7 @@ from .checkpoint import save_run
 from .classes import VKITTI10, LabelSpace, get_label_space
 from .config import DataConfig, ModelConfig, RunConfig
 from .data import eval_set, tensor_to_image, train_set
+from .data.real import source_has_depth
 from .evaluate import evaluate
 from .explore import RUN_NAME, ModelRegistry, check_int, check_number, tile_row
 from .inference import pick_device
@@ -57,12 +58,13 @@ PRESETS: dict[str, tuple[float, float, float]] = {
 }
 
 
-
-def preset(name: str) -> tuple[float, float, float]:
-    """(lam_input, lam_output, lam_depth) of a named preset."""
+def preset(name: str, depth: bool = True) -> tuple[float, float, float]:
+    """(lam_input, lam_output, lam_depth) of a named preset; ``depth=False`` (a source without depth, such
+    as GTA5) turns the depth loss off."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {str(name)[:40]!r}: choose one of {', '.join(PRESETS)}")
-    return PRESETS[name]
+    lam_input, lam_output, lam_depth = PRESETS[name]
+    return lam_input, lam_output, lam_depth if depth else 0.0
 
 
 # Valid ranges, checked here because API callers skip the sliders. (lo, hi) inclusive.
@@ -346,6 +348,7 @@ class FinetuneManager:
                  accelerator: str = "auto") -> None:
         self.registry, self.data = registry, data or DataConfig()
         self.eval_scenes, self.accelerator = eval_scenes, accelerator
+        self.has_depth = source_has_depth(self.data.source)   # False (e.g. GTA5): the depth loss is off
         self._lock = threading.Lock()
         self._job: FinetuneJob | None = None
 
@@ -363,14 +366,11 @@ class FinetuneManager:
             base = self.registry.config(params.start_from)
             init_from = str(self.registry.resolve(params.start_from))
         else:
-            base, init_from = RunConfig(), None
-        if params.lam_depth > 0 and self.data.source != "sim":
-            from .data.real import source_has_depth
-            if not source_has_depth(self.data.source):
-                raise ValueError(f"the source dataset {self.data.source.split(':')[0]} has no depth: "
-                                 "set lam_depth to 0")
+            k = get_label_space(self.data.label_space).num_classes
+            base, init_from = RunConfig(model=ModelConfig(num_classes=k), data=self.data), None
         model = dataclasses.replace(base.model, lam_input=params.lam_input, lam_output=params.lam_output,
-                                    lam_depth=params.lam_depth, init_lr=params.lr, pretrained_backbone=False)
+                                    lam_depth=params.lam_depth if self.has_depth else 0.0, init_lr=params.lr,
+                                    pretrained_backbone=False)
         data = dataclasses.replace(self.data, height=params.height, width=params.width,
                                    batch_size=params.batch_size, val_scenes=min(8, self.eval_scenes),
                                    num_workers=0)

@@ -316,3 +316,16 @@ def test_a_few_training_steps_from_vkitti2_to_kitti(tmp_path):
     result = train(cfg, out_dir=None, progress=False, eval_scenes=2)
     assert result.info["steps_done"] == 2
     assert result.metrics["scenes"] == 2 and 0 <= result.metrics["miou"] <= 100
+
+
+def test_a_source_without_depth_fine_tunes_with_the_depth_loss_off(tmp_path):
+    """GTA5 has no depth: the app's presets, sliders and runs switch λ_depth off instead of refusing."""
+    from gioada.config import DataConfig
+    from gioada.explore import ModelRegistry
+    from gioada.finetune import FinetuneManager, FinetuneParams, preset
+    data = DataConfig(source=f"gta5:{make_gta5(tmp_path / 'gta5')}", target=f"cityscapes:{make_cityscapes(tmp_path)}",
+                      label_space="cityscapes19")
+    manager = FinetuneManager(ModelRegistry(tmp_path / "assets", tmp_path / "runs"), data=data)
+    assert manager.has_depth is False and preset("Full GIO-Ada", manager.has_depth)[2] == 0.0
+    cfg = manager.config(FinetuneParams(lam_depth=0.5, steps=2, height=32))
+    assert cfg.model.lam_depth == 0.0 and cfg.model.lam_input > 0 and cfg.model.num_classes == 19
