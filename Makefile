@@ -9,6 +9,8 @@ PY := $(VENV)/bin/python
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@# Compile the simulator's kernels once now (numba caches them), so the app starts in seconds.
+	$(PY) -c "from gioada.sim import render; render(0, 'target', 32, 96)"
 	touch $@
 
 install: $(VENV)/.installed
