@@ -451,7 +451,8 @@ def load_upload(data: bytes | str | Path, *, max_bytes: int = MAX_UPLOAD_BYTES) 
                              f"{MIN_SIDE}×{MIN_SIDE}")
         if w * h > MAX_HEADER_PIXELS:
             raise ValueError(f"the image is {w}×{h} = {w * h / 1e6:.0f} megapixels: too large to decode safely "
-                             f"(at most {MAX_DECODE_PIXELS / 1e6:.0f} MP); please downscale it first")
+                             f"(at most {MAX_HEADER_PIXELS / 1e6:.0f} MP for a JPEG, {MAX_DECODE_PIXELS / 1e6:.0f} MP "
+                             "for other formats); please downscale it first")
         if w * h > WORK_PIXELS and im.format == "JPEG":
             # Decode a JPEG at 1/2, 1/4 or 1/8 scale directly: a 100 MP photo never exists in memory.
             im.draft("RGB", _fit_pixels(w, h, WORK_PIXELS))

@@ -35,17 +35,26 @@ class TrainResult:
 
 
 class _Timer(Callback):
-    """Wall time of the training loop proper (after set-up), for steps/s."""
+    """Wall time of the training loop proper (after set-up, without validation), for steps/s."""
+
+    def __init__(self) -> None:
+        self.start, self.steps, self.validating = time.perf_counter(), 0, 0.0
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.start, self.steps = time.perf_counter(), 0
+        self.start, self.steps, self.validating = time.perf_counter(), 0, 0.0
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
         self.steps += 1
 
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.validation_start = time.perf_counter()
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.validating += time.perf_counter() - self.validation_start
+
     @property
     def seconds(self) -> float:
-        return time.perf_counter() - self.start
+        return time.perf_counter() - self.start - self.validating
 
 
 class _RankConsistency(Callback):
