@@ -141,20 +141,29 @@ def gpu_report(args: argparse.Namespace) -> None:
         print("no GPU: skipping the fp32 / bf16-mixed and largest-batch figures")
         return
     device = torch.device("cuda")
-    for precision in ("32-true", "bf16-mixed"):
-        batch = make_batch(8, 256, 768, device)
-        sec = lightning_steps(model_for(args, 20), batch, 20, precision)
-        print(f"GPU {precision} 256×768 batch 8: {20 / sec:.2f} steps/s, {160 / sec:.1f} images/s")
-    b = 8
-    while b <= 1024:
+
+    def fits(b: int) -> bool:
         try:
-            lightning_steps(model_for(args, 2), make_batch(b * 2, 256, 768, device), 1, "bf16-mixed")
-            b *= 2
+            lightning_steps(model_for(args, 2), make_batch(b, 256, 768, device), 1, "bf16-mixed")
+            return True
         except torch.OutOfMemoryError:
-            break
+            return False
         finally:
             torch.cuda.empty_cache()
-    print(f"largest power-of-two batch that fits at 256×768 (bf16-mixed): {b}")
+
+    largest, b = 0, 1
+    while b <= 1024 and fits(b):
+        largest, b = b, b * 2
+    print(f"largest power-of-two batch that fits at 256×768 (bf16-mixed): {largest or 'none, not even 1'}")
+    b = min(8, largest)
+    for precision in ("32-true", "bf16-mixed") if b else ():
+        try:
+            sec = lightning_steps(model_for(args, 20), make_batch(b, 256, 768, device), 20, precision)
+            print(f"GPU {precision} 256×768 batch {b}: {20 / sec:.2f} steps/s, {20 * b / sec:.1f} images/s")
+        except torch.OutOfMemoryError:
+            print(f"GPU {precision} 256×768 batch {b}: out of memory")
+        finally:
+            torch.cuda.empty_cache()
 
 
 def describe(device: torch.device) -> str:
