@@ -110,6 +110,9 @@ def cmd_report(a: argparse.Namespace) -> int:
         if isinstance(r, dict) and "discriminators" in r:
             print(f"{name}: discriminators' mean P(real): " +
                   ", ".join(f"{k} {v:.3f}" for k, v in r["discriminators"].items()))
+        if isinstance(r, dict) and "d_in_real_without" in r:
+            print(f"{name}: D_in's P(real) for target images with one shift component off: " +
+                  ", ".join(f"{k} {v:.3f}" for k, v in r["d_in_real_without"].items()))
     print(f"wrote {a.out}/results.json, results.md, comparison.png, shift_sweep.png")
     return 0
 

@@ -15,7 +15,7 @@ import torch
 from .checkpoint import load_model, load_run_config, read_json, RUN_INFO
 from .classes import VKITTI10
 from .data import sample_to_tensors, eval_scene_seed, sim_shift, tensor_to_image
-from .evaluate import discriminator_confidence, evaluate
+from .evaluate import discriminator_confidence, evaluate, input_discriminator_by_component
 from .module import GIOAda
 from .pretrained import available, resolve_run
 from .sim import render
@@ -34,6 +34,8 @@ def evaluate_shipped(scenes: int = 200, names: list[str] | None = None, progress
         results[name] = {d: evaluate(model, cfg.data, d, scenes, progress=progress) for d in ("target", "source")}
         if model.adapts:
             results[name]["discriminators"] = discriminator_confidence(model, cfg.data)
+        if model.hparams.lam_input > 0 and cfg.data.target == "sim":
+            results[name]["d_in_real_without"] = input_discriminator_by_component(model, cfg.data)
         info = read_json(run, RUN_INFO)
         results[name]["train"] = {k: info.get(k) for k in ("command", "hardware", "steps_done", "train_seconds")}
     return results
