@@ -35,10 +35,10 @@ bench: install
 
 # The shipped models (assets/): the ablation, all on the simulator at its default shift. They train into
 # runs/assets-new/ and replace assets/ only once all six are done (git keeps the old ones).
-# On this 2-core CPU, three at a time (one thread each) take about an hour; on a GPU, minutes.
+# On this 2-core CPU, three at a time (one thread each) take about 90 minutes; on a GPU, minutes.
 MODELS = source-only input-only output-only no-depth gioada oracle
 NEW = runs/assets-new
-ASSET_ARGS = --steps 1200 --seed 0 --val-every 300 --eval-scenes 200 --half
+ASSET_ARGS = --steps 3000 --seed 0 --val-every 500 --eval-scenes 200 --half
 assets: install
 	rm -rf $(NEW)
 	OMP_NUM_THREADS=1 $(PY) -m gioada train --out $(NEW)/gioada $(ASSET_ARGS) & \
