@@ -9,8 +9,8 @@ Every event has an ``api_name``, so the app can be scripted with ``gradio_client
     client = Client("http://127.0.0.1:7860/")
     outputs = client.predict("gioada", "source-only", 3, 1.0, api_name="/explore")  # model A, model B, scene, shift
 
-This file only wires widgets to gioada functions: the logic is in ``gioada.explore`` (scenes, uploads,
-models), ``gioada.finetune`` (training runs, "step once") and ``gioada.diagram``.
+This file only wires widgets to gioada functions: the logic is in ``gioada.explore`` (with ``registry``,
+``scenes`` and ``uploads``), ``gioada.finetune`` (training runs, "step once") and ``gioada.diagram``.
 """
 from __future__ import annotations
 
@@ -27,14 +27,17 @@ from typing import Any, Callable
 import gradio as gr
 import pandas as pd
 
+from app_html import legend_html, stats_html
 from gioada import diagram
 from gioada.config import DataConfig
-from gioada.explore import (MAX_SCENE, MAX_UPLOAD_BYTES, DatasetScenes, Explorer, ExploreResult, ModelRegistry,
-                            SceneSource, legend_html, stats_html)
+from gioada.explore import Explorer, ExploreResult
 from gioada.finetune import (LIMITS, PRESETS, FinetuneManager, FinetuneParams, RunInProgress, Snapshot, StepLab,
                              confidence_figure, device_note, loss_figure, per_class_rows, preset, progress_html,
                              result_html)
 from gioada.pretrained import ASSETS
+from gioada.registry import ModelRegistry
+from gioada.scenes import MAX_SCENE, DatasetScenes, SceneSource
+from gioada.uploads import MAX_UPLOAD_BYTES
 
 log = logging.getLogger("gioada.app")
 

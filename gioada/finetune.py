@@ -40,10 +40,12 @@ from .config import DataConfig, ModelConfig, RunConfig
 from .data import eval_set, tensor_to_image, train_set
 from .data.real import source_has_depth
 from .evaluate import evaluate
-from .explore import RUN_NAME, ModelRegistry, check_int, check_number, tile_row
 from .inference import pick_device
 from .module import GIOAda, check_finite
+from .panels import tile_row
+from .registry import RUN_NAME, ModelRegistry
 from .train import make_model, train
+from .validation import check_int, check_number
 from .viz import overlay
 
 log = logging.getLogger(__name__)

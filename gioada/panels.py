@@ -1,0 +1,102 @@
+"""Images composed for display: captions, tile rows, nearest-neighbour upscaling, depth with a scale bar,
+and the discriminator's confidence panel. Inputs and outputs are H×W×3 uint8 arrays unless stated.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from .data.synthetic import tensor_to_image
+from .viz import colorize_confidence, colorize_depth
+
+DISPLAY_WIDTH = 384                      # images are upscaled (nearest) to about this width for display
+
+
+
+def font(size: int) -> ImageFont.ImageFont:
+    """PIL's bundled font at ``size`` px (no system fonts needed)."""
+    return ImageFont.load_default(size=size)
+
+
+def captioned(image: np.ndarray, text: str) -> np.ndarray:
+    """``image`` with a white caption band on top (the app shows images without separate labels)."""
+    band = Image.new("RGB", (image.shape[1], 26), (255, 255, 255))
+    ImageDraw.Draw(band).text((4, 4), text, fill=(30, 34, 48), font=font(16))
+    return np.concatenate([np.asarray(band), image], axis=0)
+
+
+def label_box(image: Image.Image, text: str, size: int = 13) -> Image.Image:
+    """Write ``text`` in a white box at the top left of ``image`` (in place) and return it."""
+    draw, f = ImageDraw.Draw(image), font(size)
+    box = draw.textbbox((6, 4), text, font=f)
+    draw.rectangle((box[0] - 3, box[1] - 2, box[2] + 3, box[3] + 2), fill=(255, 255, 255))
+    draw.text((6, 4), text, fill=(20, 20, 20), font=f)
+    return image
+
+
+def tile_row(tiles: Sequence[tuple[np.ndarray, str]], scale: int = 2) -> np.ndarray:
+    """Images H×W×3 side by side, each upscaled by ``scale`` with its caption boxed at the top left."""
+    out = []
+    for image, text in tiles:
+        out += [np.asarray(label_box(Image.fromarray(upscale(image, scale)), text)),
+                np.full((image.shape[0] * scale, 4, 3), 255, np.uint8)]
+    return np.concatenate(out[:-1], axis=1)
+
+
+def display_scale(width: int) -> int:
+    return max(1, round(DISPLAY_WIDTH / width))
+
+
+def upscale(image: np.ndarray, scale: int | None = None) -> np.ndarray:
+    """Nearest-neighbour upscale to about ``DISPLAY_WIDTH``: small renders stay crisp in the browser."""
+    s = display_scale(image.shape[1]) if scale is None else scale
+    return image if s == 1 else np.repeat(np.repeat(image, s, axis=0), s, axis=1)
+
+
+def depth_with_scale(depth: np.ndarray, max_depth: float = 80.0) -> np.ndarray:
+    """Depth H×W metres -> a coloured image with a log-scale bar (in metres) underneath."""
+    image = upscale(colorize_depth(depth, max_depth))
+    w = image.shape[1]
+    ticks = [d for d in (1, 2, 5, 10, 20, 40, 80, 160) if d <= max_depth]
+    t = np.linspace(0, 1, w)
+    bar = colorize_depth(np.exp(t * np.log(max_depth))[None].repeat(10, 0), max_depth)
+    strip = Image.new("RGB", (w, 32), (255, 255, 255))
+    strip.paste(Image.fromarray(bar), (0, 2))
+    draw, f = ImageDraw.Draw(strip), font(13)
+    for d in ticks:
+        x = int(round(np.log(d) / np.log(max_depth) * (w - 1)))
+        draw.line([(x, 12), (x, 15)], fill=(40, 40, 40))
+        label = f"{d} m" if d == ticks[-1] else str(d)
+        tw = draw.textlength(label, font=f)
+        draw.text((min(max(0, x - tw / 2), w - tw), 16), label, fill=(40, 40, 40), font=f)
+    return np.concatenate([image, np.asarray(strip)], axis=0)
+
+
+def confidence_panel(tiles: Sequence[tuple[np.ndarray, torch.Tensor, str]]) -> np.ndarray:
+    """Per-location P(real) maps blended over their images, stacked, with a fake / chance / real key.
+
+    ``tiles``: (map H×W in [0, 1], image 3×H×W in [-1, 1], caption). Blue = "real", red = "fake",
+    white = 50%, where a perfectly fooled discriminator sits.
+    """
+    rows = []
+    for prob, image, caption in tiles:
+        grey = tensor_to_image(image).mean(axis=2, keepdims=True)
+        blend = (0.35 * grey + 0.65 * colorize_confidence(prob)).round().astype(np.uint8)
+        rows.append(np.asarray(label_box(Image.fromarray(upscale(blend)), caption, 14)))
+    w = rows[0].shape[1]
+    key = Image.new("RGB", (w, 30), (255, 255, 255))
+    key.paste(Image.fromarray(colorize_confidence(np.linspace(0, 1, w)[None].repeat(10, 0))), (0, 2))
+    draw, f = ImageDraw.Draw(key), font(13)
+    draw.line([(w // 2, 0), (w // 2, 14)], fill=(0, 0, 0), width=2)
+    draw.text((2, 14), "fake (0%)", fill=(40, 40, 40), font=f)
+    label = "50% = chance"
+    draw.text((w // 2 - draw.textlength(label, font=f) / 2, 14), label, fill=(0, 0, 0), font=f)
+    draw.text((w - draw.textlength("real (100%)", font=f) - 2, 14), "real (100%)", fill=(40, 40, 40), font=f)
+    gap = np.full((4, w, 3), 255, np.uint8)
+    out = []
+    for r in rows:
+        out += [r, gap]
+    return np.concatenate(out + [np.asarray(key)], axis=0)

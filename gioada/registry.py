@@ -1,0 +1,116 @@
+"""The models on offer: the shipped ones in ``assets/`` and the runs saved in ``runs/``, by registry key.
+
+:class:`ModelRegistry` maps a key (a shipped model's name, or ``"runs/<name>"``) to its folder and loads
+it lazily; nothing that is not on offer resolves, so no caller can make the app open an arbitrary path.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+
+from .checkpoint import METRICS, WEIGHTS, is_run_dir, load_model, load_run_config, read_json
+from .config import RunConfig
+from .inference import pick_device
+from .module import GIOAda
+from .pretrained import ASSETS, SHIPPED
+
+RUN_PREFIX = "runs/"                     # registry key of a saved run: "runs/<name>"
+RUN_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+class ModelRegistry:
+    """The models the app offers: shipped ones in ``assets_dir`` and runs saved in ``runs_dir``.
+
+    Keys are a shipped model's name (``"gioada"``) or ``"runs/<name>"``; nothing else resolves, so a
+    caller can never make the app open an arbitrary path. Models load lazily (safetensors only) and
+    the last few stay cached.
+    """
+
+    def __init__(self, assets_dir: str | Path = ASSETS, runs_dir: str | Path = "runs", *,
+                 device: str | torch.device = "auto", cache_size: int = 6) -> None:
+        self.assets_dir, self.runs_dir = Path(assets_dir), Path(runs_dir)
+        if self.runs_dir.resolve() == self.assets_dir.resolve() or \
+                self.assets_dir.resolve() in self.runs_dir.resolve().parents:
+            raise ValueError(f"runs_dir={self.runs_dir} lies inside the shipped models' folder {self.assets_dir}: "
+                             "choose another folder, so that shipped models can never be overwritten")
+        self.device = pick_device(device) if isinstance(device, str) else device
+        self._cache: OrderedDict[tuple[str, int], GIOAda] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def shipped(self) -> list[str]:
+        """Shipped models present on disk, in the ablation's order."""
+        return [n for n in SHIPPED if is_run_dir(self.assets_dir / n)]
+
+    def runs(self) -> list[str]:
+        """Saved runs (folder names under ``runs_dir``), newest first."""
+        if not self.runs_dir.is_dir():
+            return []
+        found = [p for p in self.runs_dir.iterdir() if RUN_NAME.match(p.name) and is_run_dir(p)]
+        return [p.name for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+    def keys(self) -> list[str]:
+        return self.shipped() + [RUN_PREFIX + n for n in self.runs()]
+
+    def choices(self) -> list[tuple[str, str]]:
+        """(label, key) pairs for a dropdown."""
+        return ([(f"{n}  ·  shipped", n) for n in self.shipped()]
+                + [(f"{n}  ·  your run", RUN_PREFIX + n) for n in self.runs()])
+
+    def resolve(self, key: str) -> Path:
+        """A registry key -> its run folder; anything that is not on offer is a ValueError."""
+        if not isinstance(key, str) or not key:
+            raise ValueError("no model chosen: pick one from the list")
+        if key in SHIPPED:
+            path = self.assets_dir / key
+            if not is_run_dir(path):
+                raise ValueError(f"the shipped model {key!r} is not installed (no {self.assets_dir.name}/{key}/"
+                                 f"{WEIGHTS}); available: {', '.join(self.keys()) or 'none yet'}")
+            return path
+        name = key[len(RUN_PREFIX):] if key.startswith(RUN_PREFIX) else None
+        if name is None or not RUN_NAME.match(name) or not is_run_dir(self.runs_dir / name):
+            raise ValueError(f"unknown model {key[:80]!r}: choose one of {', '.join(self.keys()) or '(none yet)'}")
+        return self.runs_dir / name
+
+    def load(self, key: str) -> GIOAda:
+        """The model for ``key`` in eval mode on the registry's device (cached)."""
+        path = self.resolve(key)
+        stamp = (str(path.resolve()), (path / WEIGHTS).stat().st_mtime_ns)
+        with self._lock:
+            if stamp in self._cache:
+                self._cache.move_to_end(stamp)
+                return self._cache[stamp]
+            try:
+                model = load_model(path, self.device)
+            except (ValueError, FileNotFoundError, TypeError) as e:
+                # Name the model, not the server's folders.
+                reason = str(e).replace(str(path / WEIGHTS), WEIGHTS).replace(str(path), key)
+                raise ValueError(f"model {key!r} could not be loaded: {reason}") from e
+            self._cache[stamp] = model
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+            return model
+
+    def config(self, key: str) -> RunConfig:
+        path = self.resolve(key)
+        try:
+            return load_run_config(path)
+        except (TypeError, ValueError, KeyError) as e:
+            raise ValueError(f"model {key!r} has an invalid config.json: {e}") from e
+
+    def describe(self, key: str) -> str:
+        """One line of Markdown: what the model is (lambdas, size, steps) and its stored target mIoU."""
+        cfg = self.config(key)
+        m = cfg.model
+        miou = read_json(self.resolve(key), METRICS).get("target", {}).get("miou")
+        parts = [f"λ_in {m.lam_input:g}", f"λ_out {m.lam_output:g}", f"λ_depth {m.lam_depth:g}",
+                 f"{cfg.steps} steps at {cfg.data.height}×{cfg.data.width}"]
+        if cfg.data.oracle:
+            parts.insert(0, "oracle (trained on target labels)")
+        if isinstance(miou, (int, float)):
+            parts.append(f"held-out target mIoU {miou:.1f}%")
+        return " · ".join(parts)
