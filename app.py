@@ -10,7 +10,8 @@ Every event has an ``api_name``, so the app can be scripted with ``gradio_client
     outputs = client.predict("gioada", "source-only", 3, 1.0, api_name="/explore")  # model A, model B, scene, shift
 
 This file only wires widgets to gioada functions: the logic is in ``gioada.explore`` (with ``registry``,
-``scenes`` and ``uploads``), ``gioada.finetune`` (training runs, "step once") and ``gioada.diagram``.
+``scenes`` and ``uploads``), ``gioada.finetune`` (training runs), ``gioada.steplab`` ("step once"),
+``gioada.plots`` and ``gioada.diagram``.
 """
 from __future__ import annotations
 
@@ -27,16 +28,17 @@ from typing import Any, Callable
 import gradio as gr
 import pandas as pd
 
-from app_html import legend_html, stats_html
+from app_html import legend_html, progress_html, result_html, stats_html
 from gioada import diagram
 from gioada.config import DataConfig
 from gioada.explore import Explorer, ExploreResult
-from gioada.finetune import (LIMITS, PRESETS, FinetuneManager, FinetuneParams, RunInProgress, Snapshot, StepLab,
-                             confidence_figure, device_note, loss_figure, per_class_rows, preset, progress_html,
-                             result_html)
+from gioada.finetune import (LIMITS, PRESETS, FinetuneManager, FinetuneParams, RunInProgress, Snapshot,
+                             device_note, per_class_rows, preset)
+from gioada.plots import confidence_figure, loss_figure
 from gioada.pretrained import ASSETS
 from gioada.registry import ModelRegistry
 from gioada.scenes import MAX_SCENE, DatasetScenes, SceneSource
+from gioada.steplab import StepLab
 from gioada.uploads import MAX_UPLOAD_BYTES
 
 log = logging.getLogger("gioada.app")

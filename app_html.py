@@ -1,5 +1,7 @@
-"""The app's HTML: the class legend, and a model's numbers with the discriminators' P(real) bars. The cards
-use inline styles (they render the same in any theme); only ``app.py`` imports this module.
+"""The app's HTML: the class legend, a model's numbers with the discriminators' P(real) bars, and a
+fine-tuning run's progress and before/after result. The idle progress line uses a class of ``app.CSS``
+(``gio-progress``), the cards inline styles (they render the same in any theme); only ``app.py`` imports
+this module.
 """
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import math
 
 from gioada.classes import VKITTI10, LabelSpace
 from gioada.explore import ModelView
+from gioada.finetune import Snapshot
 
 
 def legend_html(space: LabelSpace = VKITTI10) -> str:
@@ -61,3 +64,55 @@ def stats_html(view: ModelView) -> str:
             f'<div style="flex:2 1 420px"><div style="font-size:12px;color:#556;margin-bottom:2px">'
             f'Discriminators: probability "real" — the dashed line is 50%, chance, where adversarial training '
             f'is meant to end</div>{bars}</div></div>{notes}')
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "…"
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def progress_html(snap: Snapshot | None) -> str:
+    """A progress bar with steps/s and time left, and the run's current message."""
+    if snap is None:
+        return ('<div class="gio-progress idle">No run yet. Choose settings and press <b>Start fine-tuning</b>.'
+                '</div>')
+    pct = 100 * snap.step / max(snap.total, 1)
+    color = {"done": "#1a7f5a", "stopped": "#b07d00", "diverged": "#b40426", "oom": "#b40426",
+             "failed": "#b40426"}.get(snap.state, "#4f46e5")
+    rate = f"{snap.steps_per_second:.2f} steps/s" if snap.steps_per_second else "measuring speed…"
+    left = f"about {_duration(snap.eta_seconds)} left" if snap.eta_seconds is not None else ""
+    bits = [f"step <b>{snap.step}</b> / {snap.total}", rate, left, f"elapsed {_duration(snap.elapsed)}"]
+    return (f'<div style="font-size:13.5px">'
+            f'<div style="display:flex;justify-content:space-between;margin-bottom:4px">'
+            f'<span><b>{snap.run_name}</b> · {snap.state}</span><span>{pct:.0f}%</span></div>'
+            f'<div style="height:14px;background:#e8eaf2;border-radius:7px;overflow:hidden">'
+            f'<div style="height:100%;width:{pct:.1f}%;background:{color};transition:width .4s"></div></div>'
+            f'<div style="margin-top:5px;color:#445">{" · ".join(b for b in bits if b)}</div>'
+            f'<div style="margin-top:6px;color:{color if snap.finished else "#334"}">{html.escape(snap.message)}</div>'
+            f'</div>')
+
+
+def result_html(snap: Snapshot | None) -> str:
+    """Target mIoU and depth error before vs after the run (empty until the run has them)."""
+    if snap is None or not snap.before:
+        return ""
+    b = snap.before
+    if not snap.after:
+        return (f'<div style="font-size:14px">Before training: target mIoU <b>{b["miou"]:.1f}%</b> on '
+                f'{b["scenes"]} held-out target scenes.</div>')
+    a = snap.after
+    delta = a["miou"] - b["miou"]
+    sign = "+" if delta >= 0 else "−"
+    color = "#1a7f5a" if delta >= 0 else "#b40426"
+    depth = ""
+    if "depth" in a and "depth" in b:
+        bd, ad = b["depth"], a["depth"]
+        depth = (f'<div style="font-size:13px;color:#445">depth abs rel {bd["abs_rel"]:.3f} → {ad["abs_rel"]:.3f}'
+                 f' · δ&lt;1.25 {bd["delta1"]:.2f} → {ad["delta1"]:.2f}</div>')
+    return (f'<div style="display:flex;align-items:baseline;gap:14px;flex-wrap:wrap">'
+            f'<div style="font-size:13px;color:#445">Target mIoU on {a["scenes"]} held-out scenes</div>'
+            f'<div style="font-size:26px;font-weight:700">{b["miou"]:.1f}% → {a["miou"]:.1f}%</div>'
+            f'<div style="font-size:16px;font-weight:650;color:{color}">{sign}{abs(delta):.1f} points</div></div>'
+            f'{depth}')

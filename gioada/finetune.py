@@ -1,49 +1,44 @@
 """Fine-tuning from the app: validated parameters, one run at a time in a background thread, live progress.
 
+:class:`FinetuneParams` holds what the Fine-tune tab sets (with the ablation's :data:`PRESETS`);
 :class:`FinetuneManager` starts :func:`gioada.train.train` in a thread with a Lightning callback that
 records every logged loss and the discriminators' confidences, times the steps, refreshes a preview of a
-fixed scene, and stops the run promptly when asked (``trainer.should_stop``). Whatever happens the run
-ends with a message: finished, stopped (what was trained is kept), diverged (NaN/inf: the last good
-weights are kept), out of memory (with advice), or failed. Runs are saved atomically under ``runs_dir``
-with names that cannot leave it; the shipped models are never written to.
-
-:class:`StepLab` is the Learn tab's "step once": one discriminator step, then one generator step, on a
-fixed batch, measuring what each changed.
+fixed scene, and stops the run promptly when asked (``trainer.should_stop``). Its :class:`FinetuneJob`
+is read as :class:`Snapshot` copies. Whatever happens the run ends with a message: finished, stopped
+(what was trained is kept), diverged (NaN/inf: the last good weights are kept), out of memory (with
+advice), or failed. Runs are saved atomically under ``runs_dir`` with names that cannot leave it; the
+shipped models are never written to.
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
-import html
 import logging
-import math
 import re
 import shlex
 import tempfile
 import threading
 import time
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from matplotlib.figure import Figure
 from pytorch_lightning.callbacks import Callback
 
 from .checkpoint import save_run
 from .classes import VKITTI10, LabelSpace, get_label_space
 from .config import DataConfig, ModelConfig, RunConfig
-from .data import eval_set, tensor_to_image, train_set
+from .data import eval_set, tensor_to_image
 from .data.real import source_has_depth
 from .evaluate import evaluate
 from .inference import pick_device
-from .module import GIOAda, check_finite
+from .module import GIOAda
 from .panels import tile_row
-from .registry import RUN_NAME, ModelRegistry
+from .registry import RUN_NAME, RUN_PREFIX, ModelRegistry
 from .train import make_model, train
 from .validation import check_int, check_number
 from .viz import overlay
@@ -478,7 +473,7 @@ class FinetuneManager:
                 save_run(out, model.to("cpu"), job.cfg, log_csv=log_csv, info={**info, "source": "app"},
                          metrics={"target": after, "target_before": snap.before})
         job.out_dir = out
-        key = "runs/" + out.name
+        key = RUN_PREFIX + out.name
         job._update(state=state, run_key=key, message=message + f"'{out.name}' (pick it in Explore).")
 
 
@@ -524,317 +519,6 @@ def _command(cfg: RunConfig, out_dir: Path, eval_scenes: int) -> str:
     return " ".join(shlex.quote(str(a)) for a in args)
 
 
-# ---------------------------------------------------------------------------------------------------
-# Step once (the Learn tab)
-# ---------------------------------------------------------------------------------------------------
-@dataclass
-class StepReport:
-    """What one discriminator step and one generator step changed, on a fixed batch."""
-
-    steps: int
-    measures: dict[str, dict[str, float]]      # "before", "after D step", "after G step" -> named numbers
-    image: np.ndarray                          # G(source) before | after | amplified change
-    summary: str                               # Markdown
-    rows: list[list[Any]] = field(default_factory=list)  # a table: quantity, before, after D, after G
-
-
-@contextlib.contextmanager
-def _frozen_batchnorm_stats(model: torch.nn.Module) -> Iterator[None]:
-    """Measure in train mode (the statistics the step sees) without moving BatchNorm's running stats."""
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    saved = [m.momentum for m in bns]
-    for m in bns:
-        m.momentum = 0.0
-    try:
-        yield
-    finally:
-        for m, s in zip(bns, saved):
-            m.momentum = s
-
-
-class StepLab:
-    """One GIOAda and one fixed batch for the "step once" mode: :meth:`reset`, then :meth:`step` repeatedly."""
-
-    def __init__(self, registry: ModelRegistry, data: DataConfig | None = None) -> None:
-        self.registry, self.data = registry, data or DataConfig()
-        self.model: GIOAda | None = None
-        self.steps = 0
-        self._lock = threading.Lock()
-
-    def reset(self, start_from: str = "", lam_input: Any = _M.lam_input, lam_output: Any = _M.lam_output,
-              lam_depth: Any = _M.lam_depth, lr: Any = 1e-3, seed: Any = 0, batch_size: int = 4,
-              height: int = 48) -> StepReport:
-        p = FinetuneParams.validated(lam_input=lam_input, lam_output=lam_output, lam_depth=lam_depth, lr=lr,
-                                     seed=seed, start_from=start_from or "", batch_size=batch_size, height=height,
-                                     steps=1)
-        cfg = FinetuneManager(self.registry, data=self.data, accelerator="cpu").config(p)
-        with self._lock, torch.random.fork_rng(devices=[]):
-            # A private RNG stream: a lab reset must not reseed a fine-tuning run training meanwhile.
-            torch.manual_seed(p.seed)
-            model = make_model(cfg).to(pick_device()).train()
-            (opt_g, opt_d), _ = model.configure_optimizers()
-            for opt in (opt_g, opt_d):       # a constant learning rate: no OneCycle warm-up for single steps
-                for group in opt.param_groups:
-                    group["lr"], group["betas"] = p.lr, tuple(model.hparams.betas)
-            device = next(model.parameters()).device
-            batch = next(iter(torch.utils.data.DataLoader(train_set(cfg.data, p.batch_size, p.seed),
-                                                          batch_size=p.batch_size)))
-            self.model, self.opt_g, self.opt_d = model, opt_g, opt_d
-            self.batch = tuple(t.to(device) for t in batch)
-            self.steps, self.seed = 0, p.seed
-            m = self._measure()
-            return StepReport(0, {"before": m}, self._image(self._translation(), self._translation()),
-                              "A fresh model and a fixed batch are ready. Press **Step once**.",
-                              [[k, round(v, 4), None, None] for k, v in m.items()])
-
-    @torch.no_grad()
-    def _measure(self) -> dict[str, float]:
-        model, (real, fake, labels, depths) = self.model, self.batch
-        with _frozen_batchnorm_stats(model), torch.random.fork_rng(devices=[]):
-            # G's noise input: every measurement sees the same draw, so before/after compare like with like.
-            torch.manual_seed(self.seed)
-            g = model.generator_loss(real, fake, labels, depths)
-            d = model.discriminator_loss(real, fake, labels, depths)
-            torch.manual_seed(self.seed)
-            translated = model.translate(fake, labels, depths)
-            out_real = model.task_outputs(*model.task_network(real))
-            out_fake = model.task_outputs(*model.task_network(translated))
-            measures = {"G+T loss (total)": g["total"], "seg loss": g["seg"]}
-            for k in ("depth", "adv_in", "adv_out"):
-                if k in g:
-                    measures[f"{k} loss"] = g[k]
-            measures["D loss (total)"] = d["total"]
-            measures["D_in P(real | target)"] = model.input_discriminator(real).mean()
-            measures["D_in P(real | G(source))"] = model.input_discriminator(translated).mean()
-            measures["D_out P(real | T(target))"] = model.output_discriminator(out_real).mean()
-            measures["D_out P(real | T(G(source)))"] = model.output_discriminator(out_fake).mean()
-        return {k: float(v) for k, v in measures.items()}
-
-    @torch.no_grad()
-    def _translation(self) -> torch.Tensor:
-        _, fake, labels, depths = self.batch
-        with _frozen_batchnorm_stats(self.model), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)  # the same noise draw as _measure: only the weights differ
-            return self.model.translate(fake[:1], labels[:1], depths[:1])[0].detach().clone()
-
-    @staticmethod
-    def _set_trainable(modules: Sequence[torch.nn.Module], on: bool) -> None:
-        for module in modules:
-            for p in module.parameters():
-                p.requires_grad_(on)
-
-    def step(self) -> StepReport:
-        """One discriminator step, then one generator step (as in GIOAda.training_step), with measurements."""
-        with self._lock, torch.random.fork_rng(devices=[]):
-            if self.model is None:
-                raise ValueError("press Reset first: there is no model to step yet")
-            torch.manual_seed(self.seed * 100_003 + self.steps)  # reproducible, and private (see reset)
-            model, (real, fake, labels, depths) = self.model, self.batch
-            discs = [model.input_discriminator, model.output_discriminator]
-            before, t_before = self._measure(), self._translation()
-
-            try:
-                # 1. Discriminator step: only D_in and D_out change.
-                if model.adapts:
-                    d_terms = model.discriminator_loss(real, fake, labels, depths)
-                    check_finite("discriminator", d_terms, self.steps)
-                    self.opt_d.zero_grad(set_to_none=True)
-                    d_terms["total"].backward()
-                    self.opt_d.step()
-                after_d = self._measure()
-
-                # 2. Generator step: only G and T change.
-                self._set_trainable(discs, False)
-                g_terms = model.generator_loss(real, fake, labels, depths)
-                check_finite("generator", g_terms, self.steps)
-                self.opt_g.zero_grad(set_to_none=True)
-                g_terms["total"].backward()
-                self.opt_g.step()
-            except FloatingPointError as e:
-                raise ValueError(f"{e}; it was stopped before any weight became NaN. Press Reset and use a "
-                                 "smaller learning rate") from None
-            finally:
-                self._set_trainable(discs, True)
-            after_g, t_after = self._measure(), self._translation()
-            self.steps += 1
-            measures = {"before": before, "after D step": after_d, "after G step": after_g}
-            rows = [[k, round(before[k], 4), round(after_d[k], 4), round(after_g[k], 4)] for k in before]
-            return StepReport(self.steps, measures, self._image(t_before, t_after),
-                              _step_summary(model, before, after_d, after_g, t_before, t_after), rows)
-
-    @staticmethod
-    def _image(before: torch.Tensor, after: torch.Tensor) -> np.ndarray:
-        a, b = tensor_to_image(before), tensor_to_image(after)
-        change = np.abs(b.astype(np.int16) - a.astype(np.int16)).max(axis=2)
-        gain = 255.0 / max(float(change.max()), 1.0)
-        heat = np.stack([np.clip(change * gain, 0, 255)] * 3, axis=2).astype(np.uint8)
-        heat[..., 2] = 255 - heat[..., 2] // 2
-        return tile_row([(a, "G(source) before"), (b, "G(source) after"),
-                         (heat, f"change (x{gain:.0f}; max {int(change.max())}/255)")],
-                        scale=2 if a.shape[1] <= 256 else 1)
-
-
-def _step_summary(model: GIOAda, before: dict[str, float], after_d: dict[str, float], after_g: dict[str, float],
-                  t_before: torch.Tensor, t_after: torch.Tensor) -> str:
-    def arrow(m: dict[str, float], n: dict[str, float], k: str, pct: bool = False) -> str:
-        f = (lambda v: f"{100 * v:.2f}%") if pct else (lambda v: f"{v:.4f}")
-        return f"{f(m[k])} → {f(n[k])}"
-
-    def moved(m: dict[str, float], n: dict[str, float], k: str) -> str:
-        return "rose" if n[k] > m[k] else "fell" if n[k] < m[k] else "stayed"
-
-    lines = []
-    if model.adapts:
-        lines.append(
-            f"**Discriminator step** (only D_in and D_out changed): D loss {arrow(before, after_d, 'D loss (total)')}. "
-            f"D_in's P(real) for target images {arrow(before, after_d, 'D_in P(real | target)', True)}, for "
-            f"translated source images {arrow(before, after_d, 'D_in P(real | G(source))', True)}: it is trained "
-            "to push the first up and the second down, i.e. to tell the domains apart.")
-    else:
-        lines.append("**Discriminator step**: skipped — with λ_in = λ_out = 0 there is no adversary to train.")
-    change = (tensor_to_image(t_after).astype(np.int16) - tensor_to_image(t_before).astype(np.int16))
-    lines.append(
-        f"**Generator step** (only G and T changed): G+T loss {arrow(after_d, after_g, 'G+T loss (total)')} "
-        f"(segmentation {arrow(after_d, after_g, 'seg loss')}). "
-        + (f"D_in's P(real) for the translation {moved(after_d, after_g, 'D_in P(real | G(source))')} "
-           f"({arrow(after_d, after_g, 'D_in P(real | G(source))', True)}): G's adversarial term pushes it up, "
-           "to fool D_in. " if model.hparams.lam_input > 0 else "")
-        + (f"D_out's P(real) for T's outputs on translations "
-           f"{arrow(after_d, after_g, 'D_out P(real | T(G(source)))', True)}. " if model.hparams.lam_output > 0 else "")
-        + f"The translation's pixels moved by {np.abs(change).mean():.2f} grey levels on average "
-          f"(at most {int(np.abs(change).max())}).")
-    return "\n\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------------
-# What the app shows of a run
-# ---------------------------------------------------------------------------------------------------
-LOSS_SERIES = {
-    "train/g_seg": "seg (T)", "train/g_depth": "depth (T)", "train/g_adv_in": "adv_in (G, T fool D_in)",
-    "train/g_adv_out": "adv_out (T fools D_out)", "train/g_total": "G+T total",
-    "train/loss_d_in": "D_in loss", "train/loss_d_out": "D_out loss",
-}
-CONFIDENCE_SERIES = {
-    "train/d_in_real": "D_in · real target", "train/d_in_fake": "D_in · translated",
-    "train/d_out_real": "D_out · real target", "train/d_out_fake": "D_out · translated",
-}
-
-
-def curves(history: list[dict[str, float]], series: dict[str, str],
-           max_points: int = 250) -> dict[str, tuple[list[int], list[float]]]:
-    """{series name: (steps, values)} for the logged keys in ``series``, thinned to about ``max_points`` steps."""
-    stride = max(1, math.ceil(len(history) / max_points))
-    rows = history[::stride] + ([history[-1]] if history and (len(history) - 1) % stride else [])
-    out: dict[str, tuple[list[int], list[float]]] = {}
-    for key, name in series.items():
-        points = [(r["step"], r[key]) for r in rows if key in r and math.isfinite(r[key])]
-        if points:
-            out[name] = ([p[0] for p in points], [p[1] for p in points])
-    return out
-
-
-def _axes(title: str, ylabel: str) -> tuple[Figure, Any]:
-    fig = Figure(figsize=(6.0, 3.9), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    ax.set_title(title, fontsize=11, loc="left")
-    ax.set_xlabel("step", fontsize=9)
-    ax.set_ylabel(ylabel, fontsize=9)
-    ax.tick_params(labelsize=8)
-    ax.grid(alpha=0.3)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    return fig, ax
-
-
-def loss_figure(history: list[dict[str, float]]) -> Figure:
-    """Every loss term over the steps (matplotlib Figure; no pyplot state)."""
-    fig, ax = _axes("Losses (every term)", "loss")
-    for (name, (x, y)), color in zip(curves(history, LOSS_SERIES).items(), _COLORS):
-        ax.plot(x, y, label=name, lw=1.6 if "total" in name else 1.2, color=color,
-                ls="--" if name.startswith("D_") else "-")
-    if ax.lines:
-        ax.legend(fontsize=8, ncols=3, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2))
-    else:
-        ax.text(0.5, 0.5, "waiting for the first step…", ha="center", va="center", transform=ax.transAxes,
-                color="#889")
-    return fig
-
-
-def confidence_figure(history: list[dict[str, float]]) -> Figure:
-    """The discriminators' mean P(real) on real and on translated inputs, with chance (50%) marked."""
-    fig, ax = _axes("Discriminators: P(real), real vs translated", "P(real)")
-    ax.set_ylim(0, 1)
-    ax.axhline(0.5, color="#222", ls=":", lw=1.2)
-    ax.text(0.01, 0.515, "chance (50%): where training should end", transform=ax.get_yaxis_transform(),
-            fontsize=7.5, color="#222")
-    styles = {"D_in · real target": ("#4f46e5", "-"), "D_in · translated": ("#4f46e5", "--"),
-              "D_out · real target": ("#0f766e", "-"), "D_out · translated": ("#0f766e", "--")}
-    for name, (x, y) in curves(history, CONFIDENCE_SERIES).items():
-        color, ls = styles[name]
-        ax.plot(x, y, label=name, color=color, ls=ls, lw=1.4)
-    if ax.lines[1:]:
-        ax.legend(fontsize=8, ncols=2, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2))
-    elif history:
-        ax.text(0.5, 0.25, "no discriminators in this run (λ_in = λ_out = 0)", ha="center", transform=ax.transAxes,
-                color="#889")
-    return fig
-
-
-_COLORS = ["#4f46e5", "#0f766e", "#d97706", "#db2777", "#111827", "#b40426", "#7c3aed"]
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "…"
-    seconds = int(round(seconds))
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
-
-
-def progress_html(snap: Snapshot | None) -> str:
-    """A progress bar with steps/s and time left, and the run's current message."""
-    if snap is None:
-        return ('<div class="gio-progress idle">No run yet. Choose settings and press <b>Start fine-tuning</b>.'
-                '</div>')
-    pct = 100 * snap.step / max(snap.total, 1)
-    color = {"done": "#1a7f5a", "stopped": "#b07d00", "diverged": "#b40426", "oom": "#b40426",
-             "failed": "#b40426"}.get(snap.state, "#4f46e5")
-    rate = f"{snap.steps_per_second:.2f} steps/s" if snap.steps_per_second else "measuring speed…"
-    left = f"about {_duration(snap.eta_seconds)} left" if snap.eta_seconds is not None else ""
-    bits = [f"step <b>{snap.step}</b> / {snap.total}", rate, left, f"elapsed {_duration(snap.elapsed)}"]
-    return (f'<div style="font-size:13.5px">'
-            f'<div style="display:flex;justify-content:space-between;margin-bottom:4px">'
-            f'<span><b>{snap.run_name}</b> · {snap.state}</span><span>{pct:.0f}%</span></div>'
-            f'<div style="height:14px;background:#e8eaf2;border-radius:7px;overflow:hidden">'
-            f'<div style="height:100%;width:{pct:.1f}%;background:{color};transition:width .4s"></div></div>'
-            f'<div style="margin-top:5px;color:#445">{" · ".join(b for b in bits if b)}</div>'
-            f'<div style="margin-top:6px;color:{color if snap.finished else "#334"}">{_escape(snap.message)}</div>'
-            f'</div>')
-
-
-def result_html(snap: Snapshot | None) -> str:
-    """Target mIoU and depth error before vs after the run (empty until the run has them)."""
-    if snap is None or not snap.before:
-        return ""
-    b = snap.before
-    if not snap.after:
-        return (f'<div style="font-size:14px">Before training: target mIoU <b>{b["miou"]:.1f}%</b> on '
-                f'{b["scenes"]} held-out target scenes.</div>')
-    a = snap.after
-    delta = a["miou"] - b["miou"]
-    sign = "+" if delta >= 0 else "−"
-    color = "#1a7f5a" if delta >= 0 else "#b40426"
-    depth = ""
-    if "depth" in a and "depth" in b:
-        bd, ad = b["depth"], a["depth"]
-        depth = (f'<div style="font-size:13px;color:#445">depth abs rel {bd["abs_rel"]:.3f} → {ad["abs_rel"]:.3f}'
-                 f' · δ&lt;1.25 {bd["delta1"]:.2f} → {ad["delta1"]:.2f}</div>')
-    return (f'<div style="display:flex;align-items:baseline;gap:14px;flex-wrap:wrap">'
-            f'<div style="font-size:13px;color:#445">Target mIoU on {a["scenes"]} held-out scenes</div>'
-            f'<div style="font-size:26px;font-weight:700">{b["miou"]:.1f}% → {a["miou"]:.1f}%</div>'
-            f'<div style="font-size:16px;font-weight:650;color:{color}">{sign}{abs(delta):.1f} points</div></div>'
-            f'{depth}')
-
-
 def per_class_rows(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[list[Any]]:
     """[class, IoU before, IoU after, change] in percent."""
     if not before or not after:
@@ -842,7 +526,3 @@ def per_class_rows(before: dict[str, Any] | None, after: dict[str, Any] | None) 
     return [[name, round(before["per_class_iou"].get(name, float("nan")), 1), round(iou, 1),
              round(iou - before["per_class_iou"].get(name, float("nan")), 1)]
             for name, iou in after["per_class_iou"].items()]
-
-
-def _escape(text: str) -> str:
-    return html.escape(text)

@@ -29,9 +29,10 @@ from gioada import DataConfig, ModelConfig, RunConfig  # noqa: E402
 from gioada.checkpoint import is_run_dir, load_model, read_json  # noqa: E402
 from gioada.diagram import render as render_diagram  # noqa: E402
 from gioada.explore import Explorer  # noqa: E402
-from gioada.finetune import (FinetuneManager, FinetuneParams, StepLab, confidence_figure,  # noqa: E402
-                             loss_figure, safe_run_name)
+from gioada.finetune import FinetuneManager, FinetuneParams, safe_run_name  # noqa: E402
+from gioada.plots import confidence_figure, loss_figure  # noqa: E402
 from gioada.registry import ModelRegistry  # noqa: E402
+from gioada.steplab import StepLab  # noqa: E402
 from gioada.train import train  # noqa: E402
 from gioada.uploads import fit_to, load_upload  # noqa: E402
 from gioada.validation import check_number  # noqa: E402
