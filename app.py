@@ -9,9 +9,9 @@ Every event has an ``api_name``, so the app can be scripted with ``gradio_client
     client = Client("http://127.0.0.1:7860/")
     outputs = client.predict("gioada", "source-only", 3, 1.0, api_name="/explore")  # model A, model B, scene, shift
 
-This file only wires widgets to gioada functions: the logic is in ``gioada.explore`` (with ``registry``,
-``scenes`` and ``uploads``), ``gioada.finetune`` (training runs), ``gioada.steplab`` ("step once"),
-``gioada.plots`` and ``gioada.diagram``.
+This file only lays out widgets and wires them to gioada: ``gioada.explore`` (Explore), ``gioada.finetune``
+(fine-tuning runs), ``gioada.steplab`` ("step once"), ``gioada.plots`` and ``gioada.diagram``; its HTML
+cards are in ``app_html.py``.
 """
 from __future__ import annotations
 
@@ -22,17 +22,18 @@ import logging
 import random
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import gradio as gr
 import pandas as pd
 
-from app_html import legend_html, progress_html, result_html, stats_html
+from app_html import hero_html, legend_html, progress_html, result_html, stats_html
 from gioada import diagram
 from gioada.config import DataConfig
 from gioada.explore import Explorer, ExploreResult
-from gioada.finetune import (LIMITS, PRESETS, FinetuneManager, FinetuneParams, RunInProgress, Snapshot,
+from gioada.finetune import (LIMITS, PRESETS, FinetuneJob, FinetuneManager, FinetuneParams, RunInProgress, Snapshot,
                              device_note, per_class_rows, preset)
 from gioada.plots import confidence_figure, loss_figure
 from gioada.pretrained import ASSETS
@@ -62,6 +63,8 @@ MAX_FILE_SIZE = f"{MAX_UPLOAD_BYTES // 2**20}mb"
 EXPLORE_CONCURRENCY = 4          # explore calls at once (inference only; they never wait behind training)
 NONE, SCRATCH = ("— none —", ""), ("Scratch (random weights)", "")
 QUEUE_SIZE = 64                  # requests waiting, at most; more are turned away at once
+PER_CLASS_HEADERS = ["class", "IoU before (%)", "IoU after (%)", "change"]
+
 
 # The guided tour: (button, text, model A preferences, model B preferences, shift).
 TOUR = [
@@ -145,7 +148,7 @@ def friendly(fn: Callable) -> Callable:
 
 
 # ---------------------------------------------------------------------------------------------------
-# The app
+# The app: one function per tab (its widgets and its own events), then the events that cross tabs
 # ---------------------------------------------------------------------------------------------------
 def build_demo(assets_dir: str | Path = ASSETS, runs_dir: str | Path = "runs", *,
                scenes: SceneSource | None = None, data: DataConfig | None = None, eval_scenes: int = 24,
@@ -155,298 +158,341 @@ def build_demo(assets_dir: str | Path = ASSETS, runs_dir: str | Path = "runs", *
     registry = ModelRegistry(assets_dir, runs_dir)
     explorer = Explorer(registry, scenes)
     manager = FinetuneManager(registry, data=data, eval_scenes=eval_scenes)
-    has_depth = manager.has_depth          # False for GTA5: the depth loss is off, and the sliders say so
-    space = explorer.scenes.space
-    gallery_items = explorer.gallery(6)
-    n_shipped = len(registry.shipped())
-    where = "simulator scenes" if explorer.scenes.kind == "sim" else "datasets on disk"
-    choices = registry.choices()
-    first_a, first_b = _default_models(registry.keys())
 
     with gr.Blocks(title="GIO-Ada lab", analytics_enabled=False, delete_cache=(900, 3600)) as demo:
-        gr.HTML(
-            '<div class="gio-hero"><h1>GIO-Ada lab</h1>'
-            '<p>Segmentation learned from synthetic driving scenes — with free labels and depth — adapted to '
-            'real-style images whose labels it never sees. Explore the domain gap, watch the discriminators, '
-            'fine-tune with the lambdas, and learn how the four networks fit together.</p>'
-            f'<span class="gio-pill">{n_shipped} of 6 shipped models installed</span>'
-            f'<span class="gio-pill">{where}</span>'
-            f'<span class="gio-pill">{"GPU" if registry.device.type == "cuda" else "CPU"}</span></div>')
-
+        gr.HTML(hero_html(len(registry.shipped()), explorer.scenes.kind, registry.device.type))
         with gr.Tabs(selected="explore") as tabs:
-            # ---------------------------------------------------------------- Explore
             with gr.Tab("Explore", id="explore"):
-                gr.Markdown("Pick a built-in scene (or upload a photo) and up to two models: see how each "
-                            "translates, segments and judges the same scene, and how close its discriminators "
-                            "are to chance.", elem_classes="gio-help")
-                with gr.Row(equal_height=False):
-                    with gr.Column(scale=4, min_width=380):
-                        gr.Markdown("**Scenes** held out from training — click one", elem_classes="gio-help")
-                        gallery = gr.Gallery(gallery_items, label="Built-in scenes", show_label=False, columns=3,
-                                             rows=2, height=252, allow_preview=False, object_fit="cover",
-                                             buttons=[], elem_id="scene-gallery")
-                    with gr.Column(scale=3, min_width=280):
-                        with gr.Row(equal_height=True):
-                            scene = gr.Number(0, label="Scene #", precision=0, minimum=0, maximum=MAX_SCENE,
-                                              scale=2, min_width=100)
-                            random_btn = gr.Button("Random scene", scale=1, min_width=100, size="sm")
-                        shift = gr.Slider(0, 2, value=1.0, step=0.05, label="Domain shift strength",
-                                          info="0: target = source · 1: default · 2: severe")
-                    with gr.Column(scale=3, min_width=280):
-                        # Choices change as runs are saved: the registry, not the dropdown, validates a key.
-                        model_a = gr.Dropdown(choices, value=first_a, label="Model A", allow_custom_value=True,
-                                              info="shipped models and your saved runs")
-                        model_b = gr.Dropdown([NONE] + choices, value=first_b, label="Compare with (model B)",
-                                              allow_custom_value=True)
-                    with gr.Column(scale=2, min_width=200):
-                        run_btn = gr.Button("Run", variant="primary", elem_id="explore-run")
-                        upload = gr.UploadButton("Upload your own photo", file_types=["image"], type="binary",
-                                                 variant="secondary")
-                        refresh_btn = gr.Button("↻ Refresh model list", size="sm")
-                model_info = gr.Markdown(elem_classes="gio-help")
-                tour_box = gr.Markdown(visible=False, elem_classes="gio-card", elem_id="tour-box")
-                scene_md = gr.Markdown()
-                with gr.Row():
-                    src_img = _image("Source (synthetic)", "src-img")
-                    tgt_img = _image("Target (real-style)", "tgt-img")
-                    gt_img = _image("Ground truth", "gt-img")
-                    gt_depth = _image("Ground-truth depth", "gt-depth")
-                gr.HTML(legend_html(space))
-                a_col, a_out = _model_row("A")
-                b_col, b_out = _model_row("B")
-                notes_md = gr.Markdown()
-
-            # ---------------------------------------------------------------- Fine-tune
+                ex = _explore_tab(explorer)
             with gr.Tab("Fine-tune", id="finetune"):
-                gr.Markdown(device_note(registry.device), elem_classes="gio-help")
-                with gr.Row(equal_height=False):
-                    with gr.Column(scale=1, min_width=320):
-                        preset_radio = gr.Radio(list(PRESETS), value="Full GIO-Ada", label="Preset",
-                                          info="the paper's ablation, as lambda settings")
-                        lam_input = gr.Slider(0, 0.5, value=defaults.lam_input, step=0.005, label="λ_in",
-                                              info="input-level adversary (G vs D_in)")
-                        lam_output = gr.Slider(0, 0.1, value=defaults.lam_output, step=0.001, label="λ_out",
-                                               info="output-level adversary (T vs D_out)")
-                        lam_depth = gr.Slider(0, 2, value=defaults.lam_depth if has_depth else 0.0, step=0.05,
-                                              label="λ_depth", interactive=has_depth,
-                                              info="depth loss; also feeds depth to G and D_out" if has_depth else
-                                              "off: the source dataset has no depth")
-                        with gr.Accordion("Training settings", open=True):
-                            lr = gr.Slider(0.0001, 0.01, value=defaults.lr, step=0.0001, label="Learning rate")
-                            steps = gr.Slider(1, 2000, value=defaults.steps, step=1, label="Steps")
-                            with gr.Row():
-                                batch = gr.Slider(1, 32, value=defaults.batch_size, step=1, label="Batch size")
-                                height = gr.Slider(32, 256, value=defaults.height, step=16, label="Image height",
-                                                   info="width = 3 × height")
-                            with gr.Row():
-                                seed = gr.Number(defaults.seed, label="Seed", precision=0, minimum=0,
-                                                 maximum=LIMITS["seed"][1])
-                                run_name = gr.Textbox(label="Run name", placeholder="optional, e.g. my-first-run")
-                            start_from = gr.Dropdown([SCRATCH] + choices, value="", label="Start from",
-                                                     allow_custom_value=True)
-                        with gr.Row():
-                            start_btn = gr.Button("▶ Start fine-tuning", variant="primary", scale=2)
-                            stop_btn = gr.Button("■ Stop", variant="stop", scale=1)
-                    with gr.Column(scale=2):
-                        progress = gr.HTML(progress_html(None), elem_classes="gio-card", elem_id="ft-progress")
-                        with gr.Row():
-                            # Matplotlib, drawn on the server: Gradio's native plots keep the series of their
-                            # first data for good, and each run has its own set of loss terms.
-                            loss_plot = gr.Plot(loss_figure([]), label="Losses (every term)", show_label=False,
-                                                elem_id="loss-plot", format="png")
-                            conf_plot = gr.Plot(confidence_figure([]), label="Discriminator confidence",
-                                                show_label=False, elem_id="conf-plot", format="png")
-                        gr.Markdown("**Preview** — a fixed held-out scene, refreshed every few steps",
-                                    elem_classes="gio-help")
-                        preview = gr.Image(label="Preview", show_label=False, interactive=False, format="png",
-                                           buttons=["fullscreen"], elem_id="ft-preview")
-                        result = gr.HTML(elem_id="ft-result")
-                        per_class = gr.Dataframe(headers=["class", "IoU before (%)", "IoU after (%)", "change"],
-                                                 label="Per-class IoU on held-out target scenes", interactive=False)
-
-            # ---------------------------------------------------------------- Learn
+                ft = _finetune_tab(manager, defaults)
             with gr.Tab("Learn", id="learn"):
-                with gr.Row(equal_height=False):
-                    with gr.Column(scale=3):
-                        diagram_img = gr.Image(diagram.render(), label="The four networks and their losses",
-                                               show_label=False, interactive=False, format="png",
-                                               buttons=["fullscreen"], elem_id="diagram")
-                    with gr.Column(scale=2):
-                        gr.Markdown(EXPLAIN)
-                gr.Markdown("### Guided tour\nEach step sets up the Explore tab with the right models and shift.")
-                with gr.Row():
-                    tour_btns = [gr.Button(t[0], size="sm") for t in TOUR]
-                    tour_train = gr.Button("5 · Train it yourself", size="sm")
-                tour_md = gr.Markdown()
-                gr.Markdown("### Step once\nOne discriminator step, then one generator step, on a fixed batch — "
-                            "and what each of them changed. Pick the lambdas, press **Reset**, then **Step once** "
-                            "as often as you like.")
-                with gr.Row():
-                    lab_preset = gr.Radio(list(PRESETS), value="Full GIO-Ada", label="Lambdas", scale=3)
-                    lab_lr = gr.Slider(0.0001, 0.01, value=0.002, step=0.0001, label="Learning rate", scale=2)
-                    lab_start = gr.Dropdown([SCRATCH] + choices, value="", label="Start from", scale=2,
-                                            allow_custom_value=True)
-                with gr.Row():
-                    lab_reset = gr.Button("Reset", scale=1)
-                    lab_step = gr.Button("Step once: D step, then G step", variant="primary", scale=2)
-                # Each session's own model and batch (~25 MB), dropped after 15 idle minutes.
-                lab_state = gr.State(None, time_to_live=900)
-                lab_image = gr.Image(label="The translation of one source image, before and after the step",
-                                     show_label=False, interactive=False, format="png", buttons=["fullscreen"],
-                                     elem_id="lab-image")
-                lab_md = gr.Markdown()
-                lab_table = gr.Dataframe(headers=["quantity", "before", "after D step", "after G step"],
-                                         label="Measured on the fixed batch", interactive=False)
-
-        # ---------------------------------------------------------------- callbacks (one line or two each)
-        explore_outputs = [scene_md, src_img, tgt_img, gt_img, gt_depth, a_col, *a_out, b_col, *b_out, notes_md]
-
-        @friendly
-        def explore(a: str, b: str, index: Any, strength: Any) -> list[Any]:
-            return _explore_values(explorer.scene([a, b], index, strength))
-
-        @friendly
-        def explore_photo(data: bytes | None, a: str, b: str) -> list[Any]:
-            if data is None:
-                raise ValueError("no file was received: please choose an image to upload")
-            return _explore_values(explorer.upload([a, b], data))
-
-        @friendly
-        def describe(a: str, b: str) -> str:
-            return "  \n".join(f"**{k}** — {registry.describe(k)}" for k in (a, b) if k)
-
-        def models_update(a: str | None = None, b: str | None = None) -> tuple[Any, ...]:
-            keys, choices = registry.keys(), registry.choices()
-            default_a, default_b = _default_models(keys)
-            a = a if a in keys else default_a
-            b = b if b in keys and b != a else (default_b if default_b != a else "")
-            return (gr.Dropdown(choices=choices, value=a), gr.Dropdown(choices=[NONE] + choices, value=b),
-                    gr.Dropdown(choices=[SCRATCH] + choices), gr.Dropdown(choices=[SCRATCH] + choices))
-
-        def random_scene() -> int:
-            return random.randrange(MAX_SCENE)
-
-        def pick_scene(evt: gr.SelectData) -> int:
-            return int(evt.index)
-
-        @friendly
-        def finetune(lam_in, lam_out, lam_d, rate, n_steps, batch_size, h, sd, start, name):  # noqa: ANN001
-            params = FinetuneParams.validated(lam_input=lam_in, lam_output=lam_out, lam_depth=lam_d, lr=rate,
-                                              steps=n_steps, batch_size=batch_size, height=h, seed=sd,
-                                              start_from=start or "", run_name=name or "")
-            job = manager.start(params)
-            drawn = 0.0
-            for snap in job.updates():
-                # Progress every update; the plots (drawn on this CPU) at most every 2 s, and at the end.
-                plots = snap.finished or time.monotonic() - drawn > 2.0
-                drawn = time.monotonic() if plots else drawn
-                yield _finetune_values(snap, plots)
-            if snap.state in ("oom", "failed"):
-                raise gr.Error(snap.message, print_exception=False)
-            if snap.state == "diverged":
-                gr.Warning(snap.message)
-
-        def stop() -> str:
-            manager.stop()
-            job = manager.current
-            return progress_html(job.snapshot() if job else None)
-
-        def status() -> dict[str, Any]:
-            job = manager.current
-            if job is None:
-                return {"state": "idle", "busy": False}
-            s = job.snapshot()
-            return {"state": s.state, "busy": manager.busy(), "run": s.run_name, "step": s.step, "total": s.total,
-                    "message": s.message, "run_key": s.run_key}
-
-        @friendly
-        def apply_preset(name: str) -> tuple[float, float, float]:
-            return preset(name, has_depth)
-
-        @friendly
-        def draw_diagram(name: str) -> Any:
-            return diagram.render(*preset(name, has_depth))
-
-        @friendly
-        def lab_reset_fn(name: str, rate: Any, start: str) -> tuple[Any, ...]:
-            lab = StepLab(registry, data)
-            report = lab.reset(start or "", *preset(name, has_depth), lr=rate, height=defaults.height)
-            return lab, report.image, report.summary, report.rows, diagram.render(*preset(name, has_depth))
-
-        @friendly
-        def lab_step_fn(lab: StepLab | None) -> tuple[Any, ...]:
-            if lab is None:
-                raise ValueError("press Reset first: it builds the model and the fixed batch")
-            report = lab.step()
-            return lab, report.image, f"#### After step {report.steps}\n" + report.summary, report.rows
-
-        def tour(k: int) -> tuple[Any, ...]:
-            _, text, want_a, want_b, strength = TOUR[k]
-            keys = registry.keys()
-            a = next((m for m in want_a if m in keys), keys[0] if keys else None)
-            b = next((m for m in want_b if m in keys and m != a), "")
-            missing = [m for m in want_a[:1] + want_b[:1] if m not in keys]
-            if missing:
-                text += f"\n\n*Not installed here: {', '.join(missing)} — showing what is available.*"
-            text = f"**Guided tour {TOUR[k][0]}.** {text}"
-            return (gr.Tabs(selected="explore"), gr.Dropdown(value=a), gr.Dropdown(value=b), strength, 3, text,
-                    gr.Markdown(text, visible=True))
-
-        # ---------------------------------------------------------------- events
-        # preprocess=False: raw values reach the library, which validates them (API calls skip the sliders'
-        # bounds, and its messages name the valid range).
-        explore_kw = dict(fn=explore, inputs=[model_a, model_b, scene, shift], outputs=explore_outputs,
-                          concurrency_id="explore", concurrency_limit=EXPLORE_CONCURRENCY, preprocess=False)
-        run_btn.click(**explore_kw, api_name="explore")
-        scene.submit(**explore_kw, api_name="explore_scene_number")
-        shift.release(**explore_kw, api_name="explore_shift")
-        random_btn.click(random_scene, outputs=scene, api_name="random_scene").then(
-            **explore_kw, api_name="explore_random")
-        gallery.select(pick_scene, outputs=scene, api_name="pick_scene").then(**explore_kw, api_name="explore_picked")
-        for dd, name in ((model_a, "a"), (model_b, "b")):
-            dd.input(**explore_kw, api_name=f"explore_model_{name}").then(
-                describe, [model_a, model_b], model_info, api_name=f"describe_{name}")
-        upload.upload(explore_photo, [upload, model_a, model_b], explore_outputs, api_name="explore_upload",
-                      concurrency_id="explore", concurrency_limit=EXPLORE_CONCURRENCY)
-        refresh_btn.click(models_update, [model_a, model_b], [model_a, model_b, start_from, lab_start],
-                          api_name="list_models")
-        demo.load(models_update, None, [model_a, model_b, start_from, lab_start], api_name="on_load").then(
-            **explore_kw, api_name="explore_initial").then(describe, [model_a, model_b], model_info,
-                                                           api_name="describe_initial")
-
-        preset_radio.input(apply_preset, preset_radio, [lam_input, lam_output, lam_depth], api_name="apply_preset")
-        start_btn.click(finetune, [lam_input, lam_output, lam_depth, lr, steps, batch, height, seed, start_from,
-                                   run_name],
-                        [progress, loss_plot, conf_plot, preview, result, per_class], api_name="finetune",
-                        concurrency_id="train", concurrency_limit=8, preprocess=False).then(
-            models_update, [model_a, model_b], [model_a, model_b, start_from, lab_start], api_name="refresh_after_run")
-        stop_btn.click(stop, None, progress, api_name="stop", concurrency_id="control", concurrency_limit=None)
-        gr.api(status, api_name="finetune_status", concurrency_id="control", concurrency_limit=None)
-
-        lab_preset.input(draw_diagram, lab_preset, diagram_img, api_name="diagram")
-        lab_reset.click(lab_reset_fn, [lab_preset, lab_lr, lab_start],
-                        [lab_state, lab_image, lab_md, lab_table, diagram_img], api_name="lab_reset",
-                        concurrency_id="learn", concurrency_limit=2, preprocess=False)
-        lab_step.click(lab_step_fn, lab_state, [lab_state, lab_image, lab_md, lab_table], api_name="lab_step",
-                       concurrency_id="learn", concurrency_limit=2)
-        for k, btn in enumerate(tour_btns):
-            btn.click(functools.partial(tour, k), None, [tabs, model_a, model_b, shift, scene, tour_md, tour_box],
-                      api_name=f"tour_{k + 1}").then(**explore_kw, api_name=f"tour_{k + 1}_explore").then(
-                describe, [model_a, model_b], model_info, api_name=f"tour_{k + 1}_describe")
-        full = preset("Full GIO-Ada", has_depth)
-        tour_train.click(lambda: (gr.Tabs(selected="finetune"), "Full GIO-Ada", *full), None,
-                         [tabs, preset_radio, lam_input, lam_output, lam_depth], api_name="tour_5")
+                learn = _learn_tab(manager, data, defaults)
+        _wire_model_lists(demo, registry, ex, ft, learn)
+        _wire_tour(tabs, registry, manager.has_depth, ex, ft, learn)
 
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=2)
     demo.gioada = {"registry": registry, "explorer": explorer, "finetune": manager}  # for tests and scripts
     return demo
 
 
+@dataclass
+class _ExploreTab:
+    """The Explore widgets that other tabs drive, and its explore event (to chain after theirs)."""
+
+    model_a: gr.Dropdown
+    model_b: gr.Dropdown
+    scene: gr.Number
+    shift: gr.Slider
+    model_info: gr.Markdown
+    tour_box: gr.Markdown
+    refresh: gr.Button
+    explore: dict[str, Any]      # keyword arguments of the explore event
+    describe: Callable[[str, str], str]
+
+
+def _explore_tab(explorer: Explorer) -> _ExploreTab:
+    registry = explorer.registry
+    first_a, first_b = _default_models(registry.keys())
+    choices = registry.choices()
+    gr.Markdown("Pick a built-in scene (or upload a photo) and up to two models: see how each translates, "
+                "segments and judges the same scene, and how close its discriminators are to chance.",
+                elem_classes="gio-help")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=4, min_width=380):
+            gr.Markdown("**Scenes** held out from training — click one", elem_classes="gio-help")
+            gallery = gr.Gallery(explorer.gallery(6), label="Built-in scenes", show_label=False, columns=3,
+                                 rows=2, height=252, allow_preview=False, object_fit="cover", buttons=[],
+                                 elem_id="scene-gallery")
+        with gr.Column(scale=3, min_width=280):
+            with gr.Row(equal_height=True):
+                scene = gr.Number(0, label="Scene #", precision=0, minimum=0, maximum=MAX_SCENE, scale=2,
+                                  min_width=100)
+                random_btn = gr.Button("Random scene", scale=1, min_width=100, size="sm")
+            shift = gr.Slider(0, 2, value=1.0, step=0.05, label="Domain shift strength",
+                              info="0: target = source · 1: default · 2: severe")
+        with gr.Column(scale=3, min_width=280):
+            # Choices change as runs are saved: the registry, not the dropdown, validates a key.
+            model_a = gr.Dropdown(choices, value=first_a, label="Model A", allow_custom_value=True,
+                                  info="shipped models and your saved runs")
+            model_b = gr.Dropdown([NONE] + choices, value=first_b, label="Compare with (model B)",
+                                  allow_custom_value=True)
+        with gr.Column(scale=2, min_width=200):
+            run_btn = gr.Button("Run", variant="primary", elem_id="explore-run")
+            upload = gr.UploadButton("Upload your own photo", file_types=["image"], type="binary",
+                                     variant="secondary")
+            refresh_btn = gr.Button("↻ Refresh model list", size="sm")
+    model_info = gr.Markdown(elem_classes="gio-help")
+    tour_box = gr.Markdown(visible=False, elem_classes="gio-card", elem_id="tour-box")
+    scene_md = gr.Markdown()
+    with gr.Row():
+        src_img = _image("Source (synthetic)", "src-img")
+        tgt_img = _image("Target (real-style)", "tgt-img")
+        gt_img = _image("Ground truth", "gt-img")
+        gt_depth = _image("Ground-truth depth", "gt-depth")
+    gr.HTML(legend_html(explorer.scenes.space))
+    a_col, a_out = _model_row("A")
+    b_col, b_out = _model_row("B")
+    notes_md = gr.Markdown()
+    outputs = [scene_md, src_img, tgt_img, gt_img, gt_depth, a_col, *a_out, b_col, *b_out, notes_md]
+
+    @friendly
+    def explore(a: str, b: str, index: Any, strength: Any) -> list[Any]:
+        return _explore_values(explorer.scene([a, b], index, strength))
+
+    @friendly
+    def explore_photo(data: bytes | None, a: str, b: str) -> list[Any]:
+        if data is None:
+            raise ValueError("no file was received: please choose an image to upload")
+        return _explore_values(explorer.upload([a, b], data))
+
+    @friendly
+    def describe(a: str, b: str) -> str:
+        return "  \n".join(f"**{k}** — {registry.describe(k)}" for k in (a, b) if k)
+
+    # preprocess=False: raw values reach the library, which validates them (API calls skip the sliders'
+    # bounds, and its messages name the valid range).
+    explore_kw = dict(fn=explore, inputs=[model_a, model_b, scene, shift], outputs=outputs,
+                      concurrency_id="explore", concurrency_limit=EXPLORE_CONCURRENCY, preprocess=False)
+    run_btn.click(**explore_kw, api_name="explore")
+    scene.submit(**explore_kw, api_name="explore_scene_number")
+    shift.release(**explore_kw, api_name="explore_shift")
+    random_btn.click(lambda: random.randrange(MAX_SCENE), outputs=scene, api_name="random_scene").then(
+        **explore_kw, api_name="explore_random")
+    gallery.select(_picked, outputs=scene, api_name="pick_scene").then(**explore_kw, api_name="explore_picked")
+    for dd, name in ((model_a, "a"), (model_b, "b")):
+        dd.input(**explore_kw, api_name=f"explore_model_{name}").then(
+            describe, [model_a, model_b], model_info, api_name=f"describe_{name}")
+    upload.upload(explore_photo, [upload, model_a, model_b], outputs, api_name="explore_upload",
+                  concurrency_id="explore", concurrency_limit=EXPLORE_CONCURRENCY)
+    return _ExploreTab(model_a, model_b, scene, shift, model_info, tour_box, refresh_btn, explore_kw, describe)
+
+
+@dataclass
+class _FinetuneTab:
+    """The Fine-tune widgets that other tabs drive, and the run's event (to refresh the model lists after it)."""
+
+    preset: gr.Radio
+    lambdas: list[gr.Slider]     # λ_in, λ_out, λ_depth
+    start_from: gr.Dropdown
+    run: gr.events.Dependency
+
+
+def _finetune_tab(manager: FinetuneManager, defaults: FinetuneParams) -> _FinetuneTab:
+    has_depth = manager.has_depth          # False for GTA5: the depth loss is off, and the sliders say so
+    gr.Markdown(device_note(manager.registry.device), elem_classes="gio-help")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=320):
+            preset_radio = gr.Radio(list(PRESETS), value="Full GIO-Ada", label="Preset",
+                                    info="the paper's ablation, as lambda settings")
+            lam_input = gr.Slider(0, 0.5, value=defaults.lam_input, step=0.005, label="λ_in",
+                                  info="input-level adversary (G vs D_in)")
+            lam_output = gr.Slider(0, 0.1, value=defaults.lam_output, step=0.001, label="λ_out",
+                                   info="output-level adversary (T vs D_out)")
+            lam_depth = gr.Slider(0, 2, value=defaults.lam_depth if has_depth else 0.0, step=0.05,
+                                  label="λ_depth", interactive=has_depth,
+                                  info="depth loss; also feeds depth to G and D_out" if has_depth else
+                                  "off: the source dataset has no depth")
+            with gr.Accordion("Training settings", open=True):
+                lr = gr.Slider(0.0001, 0.01, value=defaults.lr, step=0.0001, label="Learning rate")
+                steps = gr.Slider(1, 2000, value=defaults.steps, step=1, label="Steps")
+                with gr.Row():
+                    batch = gr.Slider(1, 32, value=defaults.batch_size, step=1, label="Batch size")
+                    height = gr.Slider(32, 256, value=defaults.height, step=16, label="Image height",
+                                       info="width = 3 × height")
+                with gr.Row():
+                    seed = gr.Number(defaults.seed, label="Seed", precision=0, minimum=0, maximum=LIMITS["seed"][1])
+                    run_name = gr.Textbox(label="Run name", placeholder="optional, e.g. my-first-run")
+                start_from = gr.Dropdown([SCRATCH] + manager.registry.choices(), value="", label="Start from",
+                                         allow_custom_value=True)
+            with gr.Row():
+                start_btn = gr.Button("▶ Start fine-tuning", variant="primary", scale=2)
+                stop_btn = gr.Button("■ Stop", variant="stop", scale=1)
+        with gr.Column(scale=2):
+            progress = gr.HTML(progress_html(None), elem_classes="gio-card", elem_id="ft-progress")
+            with gr.Row():
+                # Matplotlib, drawn on the server: Gradio's native plots keep the series of their first data
+                # for good, and each run has its own set of loss terms.
+                loss_plot = gr.Plot(loss_figure([]), label="Losses (every term)", show_label=False,
+                                    elem_id="loss-plot", format="png")
+                conf_plot = gr.Plot(confidence_figure([]), label="Discriminator confidence", show_label=False,
+                                    elem_id="conf-plot", format="png")
+            gr.Markdown("**Preview** — a fixed held-out scene, refreshed every few steps", elem_classes="gio-help")
+            preview = gr.Image(label="Preview", show_label=False, interactive=False, format="png",
+                               buttons=["fullscreen"], elem_id="ft-preview")
+            result = gr.HTML(elem_id="ft-result")
+            per_class = gr.Dataframe(headers=PER_CLASS_HEADERS, label="Per-class IoU on held-out target scenes",
+                                     interactive=False)
+
+    @friendly
+    def finetune(lam_in, lam_out, lam_d, rate, n_steps, batch_size, h, sd, start, name):  # noqa: ANN001
+        params = FinetuneParams.validated(lam_input=lam_in, lam_output=lam_out, lam_depth=lam_d, lr=rate,
+                                          steps=n_steps, batch_size=batch_size, height=h, seed=sd,
+                                          start_from=start or "", run_name=name or "")
+        yield from _stream(manager.start(params))
+
+    @friendly
+    def apply_preset(name: str) -> tuple[float, float, float]:
+        return preset(name, has_depth)
+
+    def stop() -> str:
+        manager.stop()
+        return progress_html(manager.current.snapshot() if manager.current else None)
+
+    def status() -> dict[str, Any]:
+        return manager.status()
+
+    preset_radio.input(apply_preset, preset_radio, [lam_input, lam_output, lam_depth], api_name="apply_preset")
+    run = start_btn.click(finetune, [lam_input, lam_output, lam_depth, lr, steps, batch, height, seed, start_from,
+                                     run_name],
+                          [progress, loss_plot, conf_plot, preview, result, per_class], api_name="finetune",
+                          concurrency_id="train", concurrency_limit=8, preprocess=False)
+    stop_btn.click(stop, None, progress, api_name="stop", concurrency_id="control", concurrency_limit=None)
+    gr.api(status, api_name="finetune_status", concurrency_id="control", concurrency_limit=None)
+    return _FinetuneTab(preset_radio, [lam_input, lam_output, lam_depth], start_from, run)
+
+
+@dataclass
+class _LearnTab:
+    """The Learn widgets that other tabs update, and the guided tour's buttons."""
+
+    lab_start: gr.Dropdown
+    tour_buttons: list[gr.Button]
+    tour_train: gr.Button
+    tour_md: gr.Markdown
+
+
+def _learn_tab(manager: FinetuneManager, data: DataConfig | None, defaults: FinetuneParams) -> _LearnTab:
+    registry, has_depth = manager.registry, manager.has_depth
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            diagram_img = gr.Image(diagram.render(), label="The four networks and their losses", show_label=False,
+                                   interactive=False, format="png", buttons=["fullscreen"], elem_id="diagram")
+        with gr.Column(scale=2):
+            gr.Markdown(EXPLAIN)
+    gr.Markdown("### Guided tour\nEach step sets up the Explore tab with the right models and shift.")
+    with gr.Row():
+        tour_btns = [gr.Button(t[0], size="sm") for t in TOUR]
+        tour_train = gr.Button("5 · Train it yourself", size="sm")
+    tour_md = gr.Markdown()
+    gr.Markdown("### Step once\nOne discriminator step, then one generator step, on a fixed batch — and what "
+                "each of them changed. Pick the lambdas, press **Reset**, then **Step once** as often as you like.")
+    with gr.Row():
+        lab_preset = gr.Radio(list(PRESETS), value="Full GIO-Ada", label="Lambdas", scale=3)
+        lab_lr = gr.Slider(0.0001, 0.01, value=0.002, step=0.0001, label="Learning rate", scale=2)
+        lab_start = gr.Dropdown([SCRATCH] + registry.choices(), value="", label="Start from", scale=2,
+                                allow_custom_value=True)
+    with gr.Row():
+        lab_reset = gr.Button("Reset", scale=1)
+        lab_step = gr.Button("Step once: D step, then G step", variant="primary", scale=2)
+    # Each session's own model and batch (~25 MB), dropped after 15 idle minutes.
+    lab_state = gr.State(None, time_to_live=900)
+    lab_image = gr.Image(label="The translation of one source image, before and after the step", show_label=False,
+                         interactive=False, format="png", buttons=["fullscreen"], elem_id="lab-image")
+    lab_md = gr.Markdown()
+    lab_table = gr.Dataframe(headers=["quantity", "before", "after D step", "after G step"],
+                             label="Measured on the fixed batch", interactive=False)
+
+    @friendly
+    def draw_diagram(name: str) -> Any:
+        return diagram.render(*preset(name, has_depth))
+
+    @friendly
+    def lab_reset_fn(name: str, rate: Any, start: str) -> tuple[Any, ...]:
+        lab = StepLab(registry, data)
+        report = lab.reset(start or "", *preset(name, has_depth), lr=rate, height=defaults.height)
+        return lab, report.image, report.summary, report.rows, diagram.render(*preset(name, has_depth))
+
+    @friendly
+    def lab_step_fn(lab: StepLab | None) -> tuple[Any, ...]:
+        if lab is None:
+            raise ValueError("press Reset first: it builds the model and the fixed batch")
+        report = lab.step()
+        return lab, report.image, f"#### After step {report.steps}\n" + report.summary, report.rows
+
+    lab_preset.input(draw_diagram, lab_preset, diagram_img, api_name="diagram")
+    lab_reset.click(lab_reset_fn, [lab_preset, lab_lr, lab_start], [lab_state, lab_image, lab_md, lab_table,
+                                                                    diagram_img],
+                    api_name="lab_reset", concurrency_id="learn", concurrency_limit=2, preprocess=False)
+    lab_step.click(lab_step_fn, lab_state, [lab_state, lab_image, lab_md, lab_table], api_name="lab_step",
+                   concurrency_id="learn", concurrency_limit=2)
+    return _LearnTab(lab_start, tour_btns, tour_train, tour_md)
+
+
+def _wire_model_lists(demo: gr.Blocks, registry: ModelRegistry, ex: _ExploreTab, ft: _FinetuneTab,
+                      learn: _LearnTab) -> None:
+    """Every model dropdown follows the registry: on load, on Refresh and after a run is saved."""
+    models, lists = [ex.model_a, ex.model_b], [ex.model_a, ex.model_b, ft.start_from, learn.lab_start]
+    update = functools.partial(_model_lists, registry)
+    ex.refresh.click(update, models, lists, api_name="list_models")
+    demo.load(update, None, lists, api_name="on_load").then(**ex.explore, api_name="explore_initial").then(
+        ex.describe, models, ex.model_info, api_name="describe_initial")
+    ft.run.then(update, models, lists, api_name="refresh_after_run")
+
+
+def _wire_tour(tabs: gr.Tabs, registry: ModelRegistry, has_depth: bool, ex: _ExploreTab, ft: _FinetuneTab,
+               learn: _LearnTab) -> None:
+    """The guided tour's buttons set up Explore (then run it), and the last one the Fine-tune tab."""
+    for k, btn in enumerate(learn.tour_buttons):
+        btn.click(functools.partial(_tour_step, registry, k), None,
+                  [tabs, ex.model_a, ex.model_b, ex.shift, ex.scene, learn.tour_md, ex.tour_box],
+                  api_name=f"tour_{k + 1}").then(**ex.explore, api_name=f"tour_{k + 1}_explore").then(
+            ex.describe, [ex.model_a, ex.model_b], ex.model_info, api_name=f"tour_{k + 1}_describe")
+    full = preset("Full GIO-Ada", has_depth)
+    learn.tour_train.click(lambda: (gr.Tabs(selected="finetune"), "Full GIO-Ada", *full), None,
+                           [tabs, ft.preset, *ft.lambdas], api_name="tour_5")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Helpers of the callbacks: gioada results -> widget values
+# ---------------------------------------------------------------------------------------------------
 def _default_models(keys: list[str]) -> tuple[str | None, str]:
     """Model A: the full method if installed; model B: the no-adaptation baseline, to compare against."""
     a = next((k for k in ("gioada", *keys) if k in keys), None)
     b = next((k for k in ("source-only", *keys) if k in keys and k != a), "")
     return a, b
+
+
+def _model_lists(registry: ModelRegistry, a: str | None = None, b: str | None = None) -> tuple[Any, ...]:
+    """The four model dropdowns with the registry's current choices, keeping A and B where still on offer."""
+    keys, choices = registry.keys(), registry.choices()
+    default_a, default_b = _default_models(keys)
+    a = a if a in keys else default_a
+    b = b if b in keys and b != a else (default_b if default_b != a else "")
+    return (gr.Dropdown(choices=choices, value=a), gr.Dropdown(choices=[NONE] + choices, value=b),
+            gr.Dropdown(choices=[SCRATCH] + choices), gr.Dropdown(choices=[SCRATCH] + choices))
+
+
+def _tour_step(registry: ModelRegistry, k: int) -> tuple[Any, ...]:
+    """Step ``k`` of the tour: its preferred models among those installed, its shift, scene 3, its text."""
+    _, text, want_a, want_b, strength = TOUR[k]
+    keys = registry.keys()
+    a = next((m for m in want_a if m in keys), keys[0] if keys else None)
+    b = next((m for m in want_b if m in keys and m != a), "")
+    missing = [m for m in want_a[:1] + want_b[:1] if m not in keys]
+    if missing:
+        text += f"\n\n*Not installed here: {', '.join(missing)} — showing what is available.*"
+    text = f"**Guided tour {TOUR[k][0]}.** {text}"
+    return (gr.Tabs(selected="explore"), gr.Dropdown(value=a), gr.Dropdown(value=b), strength, 3, text,
+            gr.Markdown(text, visible=True))
+
+
+def _picked(evt: gr.SelectData) -> int:
+    return int(evt.index)
+
+
+def _stream(job: FinetuneJob) -> Iterator[tuple[Any, ...]]:
+    """A run's widget values as it trains; the run's failure as a gr.Error, its divergence as a warning."""
+    drawn = 0.0
+    for snap in job.updates():
+        # Progress every update; the plots (drawn on this CPU) at most every 2 s, and at the end.
+        plots = snap.finished or time.monotonic() - drawn > 2.0
+        drawn = time.monotonic() if plots else drawn
+        yield _finetune_values(snap, plots)
+    if snap.state in ("oom", "failed"):
+        raise gr.Error(snap.message, print_exception=False)
+    if snap.state == "diverged":
+        gr.Warning(snap.message)
 
 
 def _image(label: str, elem_id: str | None = None) -> gr.Image:
@@ -486,7 +532,7 @@ def _finetune_values(s: Snapshot, plots: bool = True) -> tuple[Any, ...]:
                            else (gr.skip(), gr.skip()))
     table = per_class_rows(s.before, s.after)
     return (progress_html(s), losses, confidences, s.preview, result_html(s),
-            pd.DataFrame(table, columns=["class", "IoU before (%)", "IoU after (%)", "change"]))
+            pd.DataFrame(table, columns=PER_CLASS_HEADERS))
 
 
 def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False,

@@ -1,7 +1,7 @@
-"""The app's HTML: the class legend, a model's numbers with the discriminators' P(real) bars, and a
-fine-tuning run's progress and before/after result. The idle progress line uses a class of ``app.CSS``
-(``gio-progress``), the cards inline styles (they render the same in any theme); only ``app.py`` imports
-this module.
+"""The app's HTML: the banner, the class legend, a model's numbers with the discriminators' P(real) bars,
+and a fine-tuning run's progress and before/after result. The banner and the idle progress line use the
+classes of ``app.CSS`` (``gio-hero``, ``gio-pill``, ``gio-progress``), the cards inline styles (they render
+the same in any theme); only ``app.py`` imports this module.
 """
 from __future__ import annotations
 
@@ -11,6 +11,18 @@ import math
 from gioada.classes import VKITTI10, LabelSpace
 from gioada.explore import ModelView
 from gioada.finetune import Snapshot
+
+
+def hero_html(n_shipped: int, scenes_kind: str, device_type: str) -> str:
+    """The banner: what the lab is, how many shipped models are installed, the scenes and the device."""
+    where = "simulator scenes" if scenes_kind == "sim" else "datasets on disk"
+    return ('<div class="gio-hero"><h1>GIO-Ada lab</h1>'
+            '<p>Segmentation learned from synthetic driving scenes — with free labels and depth — adapted to '
+            'real-style images whose labels it never sees. Explore the domain gap, watch the discriminators, '
+            'fine-tune with the lambdas, and learn how the four networks fit together.</p>'
+            f'<span class="gio-pill">{n_shipped} of 6 shipped models installed</span>'
+            f'<span class="gio-pill">{where}</span>'
+            f'<span class="gio-pill">{"GPU" if device_type == "cuda" else "CPU"}</span></div>')
 
 
 def legend_html(space: LabelSpace = VKITTI10) -> str:

@@ -357,6 +357,15 @@ class FinetuneManager:
         job = self._job
         return job is not None and job.thread is not None and job.thread.is_alive()
 
+    def status(self) -> dict[str, Any]:
+        """The current run's state, for API callers that poll: ``{"state": "idle", "busy": False}`` if none."""
+        job = self._job
+        if job is None:
+            return {"state": "idle", "busy": False}
+        s = job.snapshot()
+        return {"state": s.state, "busy": self.busy(), "run": s.run_name, "step": s.step, "total": s.total,
+                "message": s.message, "run_key": s.run_key}
+
     def config(self, params: FinetuneParams) -> RunConfig:
         """The RunConfig for ``params``: the starting model's architecture, the sliders' settings."""
         if params.start_from:
