@@ -40,25 +40,14 @@ def make_batch(b: int, h: int, w: int, device: torch.device) -> tuple[torch.Tens
 
 
 def plain_steps(model: GIOAda, batch: tuple[torch.Tensor, ...], steps: int) -> float:
-    """The same two-step update as GIOAda.training_step, written as a bare PyTorch loop; returns seconds."""
-    real, fake, labels, depths = batch
+    """The same update as GIOAda.training_step (its steps and schedulers) without Lightning; returns seconds."""
     (opt_g, opt_d), (sched_g, sched_d) = model.configure_optimizers()
-    disc = list(model.input_discriminator.parameters()) + list(model.output_discriminator.parameters())
     sync()
     start = time.perf_counter()
     for _ in range(steps):
-        d = model.discriminator_loss(real, fake, labels, depths)
-        opt_d.zero_grad(set_to_none=True)
-        d["total"].backward()
-        opt_d.step()
-        for p in disc:
-            p.requires_grad_(False)
-        g = model.generator_loss(real, fake, labels, depths)
-        opt_g.zero_grad(set_to_none=True)
-        g["total"].backward()
-        opt_g.step()
-        for p in disc:
-            p.requires_grad_(True)
+        outputs = model.forward_pass(*batch, generator=model.noise_generator(batch[0].device))
+        model.discriminator_step(batch, opt_d, outputs)
+        model.generator_step(batch, opt_g, outputs)
         sched_g.step()
         sched_d.step()
     sync()

@@ -1,8 +1,11 @@
 """GIOAda: the four networks trained end to end with manual optimization (Lightning)."""
 from __future__ import annotations
 
+import contextlib
 import re
 import warnings
+from dataclasses import dataclass
+from typing import Iterator
 
 import pytorch_lightning as pl
 import torch
@@ -14,6 +17,33 @@ from .metrics import DepthMetrics, segmentation_metrics
 from .networks import Discriminator, ImageTransformNetwork, TaskNetwork
 
 REAL, FAKE = 1.0, 0.0
+
+
+@dataclass
+class Outputs:
+    """G's and T's outputs on one batch (see :meth:`GIOAda.forward_pass`)."""
+
+    translated: torch.Tensor                 # G(source) B×3×H×W
+    logits: torch.Tensor                     # T on the translated source B×K×H×W
+    depth: torch.Tensor                      # T's depth on it B×1×H×W, metres
+    out_real: torch.Tensor | None = None     # D_out's input from T on target images B×(K+1)×H×W
+    out_fake: torch.Tensor | None = None     # D_out's input from T on the translated source B×(K+1)×H×W
+
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # (real, fake, labels, depths)
+
+
+@contextlib.contextmanager
+def frozen(*modules: nn.Module) -> Iterator[None]:
+    """Parameters of ``modules`` take no gradient inside the block (their weights are inputs only)."""
+    params = [(p, p.requires_grad) for m in modules for p in m.parameters()]
+    for p, _ in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, was in params:
+            p.requires_grad_(was)
 
 
 def bce(logits: torch.Tensor, label: float) -> torch.Tensor:
@@ -63,6 +93,8 @@ class GIOAda(pl.LightningModule):
         self.label_loss = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
         self.val_miou, self.val_iou = segmentation_metrics(k)
         self.val_depth = DepthMetrics(max_depth)
+        self.noise_seed = 0                      # G's noise in training: a private generator (see noise_generator)
+        self._noise: torch.Generator | None = None
 
     # -- switches --------------------------------------------------------------------------------
     @property
@@ -75,48 +107,83 @@ class GIOAda(pl.LightningModule):
 
     # -- the pieces of a step ---------------------------------------------------------------------
     def translate(self, fake_images: torch.Tensor, labels: torch.Tensor, depths: torch.Tensor,
-                  seed: int | None = None) -> torch.Tensor:
+                  seed: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """G(source) B×3×H×W; the source images themselves when adaptation is off.
 
-        ``seed`` fixes G's noise input with a private generator (torch's global RNG is left alone), so
-        the same inputs give the same translation; None draws it from the global RNG, as in training.
+        G's noise input comes from ``generator`` (a private ``torch.Generator`` on the images' device), or
+        from a fresh generator seeded with ``seed`` (the same inputs then give the same translation), or,
+        when both are None, from torch's global RNG.
         """
         if not self.adapts:
             return fake_images
         if not self.uses_depth:
             depths = torch.zeros_like(depths)
         noise = None
-        if seed is not None:
+        if seed is not None or generator is not None:
             b, _, h, w = fake_images.shape
             shape = (b, self.fake_transformation.noise_channels, h, w)
-            noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(fake_images)
+            if generator is None:
+                noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(fake_images)
+            else:
+                noise = torch.randn(shape, generator=generator, device=generator.device).to(fake_images)
         return self.fake_transformation(fake_images, labels, depths, noise)
+
+    def noise_generator(self, device: torch.device) -> torch.Generator:
+        """The private generator of G's noise in training, seeded with ``noise_seed`` on first use.
+
+        Private, so a run's noise does not depend on what else (another thread, the app) draws from
+        torch's global RNG meanwhile.
+        """
+        if self._noise is None or self._noise.device != torch.device(device):
+            self._noise = torch.Generator(device).manual_seed(self.noise_seed)
+        return self._noise
 
     def task_outputs(self, logits: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
         """What the output discriminator judges: class probabilities and normalised depth, B×(K+1)×H×W."""
         depth = depth / self.hparams.max_depth if self.uses_depth else torch.zeros_like(depth)
         return torch.cat([logits.softmax(dim=1), depth], dim=1)
 
+    def forward_pass(self, real_images: torch.Tensor, fake_images: torch.Tensor, labels: torch.Tensor,
+                     depths: torch.Tensor, generator: torch.Generator | None = None) -> Outputs:
+        """G's and T's outputs on a batch, with their graph: what both steps of a training step judge.
+
+        G and T do not change between the discriminator step and the generator step, so one forward
+        pass serves both (the discriminator step reads it detached). T runs once over the translated
+        source and the target images together (GroupNorm is per image, so this equals two calls).
+        """
+        translated = self.translate(fake_images, labels, depths, generator=generator)
+        if self.hparams.lam_output > 0:
+            logits, depth = self.task_network(torch.cat([translated, real_images]))   # (B_s+B_t)×…×H×W
+            b = translated.shape[0]
+            logits, depth, logits_t, depth_t = logits[:b], depth[:b], logits[b:], depth[b:]
+            return Outputs(translated, logits, depth, self.task_outputs(logits_t, depth_t),
+                           self.task_outputs(logits, depth))
+        return Outputs(translated, *self.task_network(translated))
+
+    @staticmethod
+    def _judge(disc: Discriminator, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's logit maps on real and fake inputs, in one call (D has no normalisation: per image)."""
+        logits = disc.logits_map(torch.cat([real, fake]))                              # (B_t+B_s)×1×h×w
+        return logits[:real.shape[0]], logits[real.shape[0]:]
+
     def discriminator_loss(self, real_images: torch.Tensor, fake_images: torch.Tensor, labels: torch.Tensor,
-                           depths: torch.Tensor) -> dict[str, torch.Tensor]:
+                           depths: torch.Tensor, outputs: Outputs | None = None) -> dict[str, torch.Tensor]:
         """Named terms of the discriminators' loss on a batch; ``total`` is what their optimizer minimises.
 
-        G and T run without gradients: only the discriminators learn from these terms.
+        G's and T's ``outputs`` (computed without gradients when None) are read detached: only the
+        discriminators learn from these terms.
         """
         hp = self.hparams
-        with torch.no_grad():
-            translated = self.translate(fake_images, labels, depths)
-            out_real = out_fake = None
-            if hp.lam_output > 0:
-                out_real = self.task_outputs(*self.task_network(real_images))
-                out_fake = self.task_outputs(*self.task_network(translated))
+        if outputs is None:
+            with torch.no_grad():
+                outputs = self.forward_pass(real_images, fake_images, labels, depths)
         terms: dict[str, torch.Tensor] = {}
         total = real_images.new_zeros(())
         for name, lam, disc, real, fake in (
-                ("d_in", hp.lam_input, self.input_discriminator, real_images, translated),
-                ("d_out", hp.lam_output, self.output_discriminator, out_real, out_fake)):
+                ("d_in", hp.lam_input, self.input_discriminator, real_images, outputs.translated),
+                ("d_out", hp.lam_output, self.output_discriminator, outputs.out_real, outputs.out_fake)):
             if lam > 0:
-                logit_real, logit_fake = disc.logits_map(real), disc.logits_map(fake)
+                logit_real, logit_fake = self._judge(disc, real.detach(), fake.detach())
                 terms[name] = bce(logit_real, REAL) + bce(logit_fake, FAKE)
                 terms[f"{name}_real"] = torch.sigmoid(logit_real).mean().detach()
                 terms[f"{name}_fake"] = torch.sigmoid(logit_fake).mean().detach()
@@ -125,26 +192,24 @@ class GIOAda(pl.LightningModule):
         return terms
 
     def generator_loss(self, real_images: torch.Tensor, fake_images: torch.Tensor, labels: torch.Tensor,
-                       depths: torch.Tensor) -> dict[str, torch.Tensor]:
+                       depths: torch.Tensor, outputs: Outputs | None = None) -> dict[str, torch.Tensor]:
         """Named terms of G's and T's loss on a batch; ``total`` is what their optimizer minimises."""
         hp = self.hparams
-        translated = self.translate(fake_images, labels, depths)
-        logits, depth = self.task_network(translated)
-        terms = {"seg": self.label_loss(logits, labels.long())}
+        o = self.forward_pass(real_images, fake_images, labels, depths) if outputs is None else outputs
+        terms = {"seg": self.label_loss(o.logits, labels.long())}
         total = terms["seg"]
         if self.uses_depth:
-            terms["depth"] = self.depth_loss(depth / hp.max_depth, depths / hp.max_depth)
+            terms["depth"] = self.depth_loss(o.depth / hp.max_depth, depths / hp.max_depth)
             total = total + hp.lam_depth * terms["depth"]
         # The adversarial terms use flipped labels: G and T learn to fool the discriminators.
         if hp.lam_input > 0:
-            terms["adv_in"] = bce(self.input_discriminator.logits_map(translated), REAL)
+            terms["adv_in"] = bce(self.input_discriminator.logits_map(o.translated), REAL)
             total = total + hp.lam_input * terms["adv_in"]
         if hp.lam_output > 0:
             # T's outputs on target images depend on T, so (as in the paper's min-max objective) T also
             # learns to make them look like its outputs on translated source: this is what adapts T itself.
-            d_out = self.output_discriminator.logits_map
-            out_real = self.task_outputs(*self.task_network(real_images))
-            terms["adv_out"] = bce(d_out(self.task_outputs(logits, depth)), REAL) + bce(d_out(out_real), FAKE)
+            on_target, on_source = self._judge(self.output_discriminator, o.out_real, o.out_fake)
+            terms["adv_out"] = bce(on_source, REAL) + bce(on_target, FAKE)
             total = total + hp.lam_output * terms["adv_out"]
         terms["total"] = total
         return terms
@@ -154,32 +219,57 @@ class GIOAda(pl.LightningModule):
         """T on images B×3×H×W -> (logits B×K×H×W, depth B×1×H×W metres)."""
         return self.task_network(images)
 
-    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+    def discriminator_step(self, batch: Batch, optimizer: torch.optim.Optimizer,
+                           outputs: Outputs | None = None) -> dict[str, torch.Tensor]:
+        """One optimizer step of both discriminators on ``batch``; returns the loss terms (before it).
+
+        ``outputs``: G's and T's outputs on the batch when the caller already has them.
+        """
+        terms = self.discriminator_loss(*batch, outputs=outputs)
+        check_finite("discriminator", terms, self.global_step)
+        optimizer.zero_grad(set_to_none=True)
+        self._backward(terms["total"])
+        optimizer.step()
+        return terms
+
+    def generator_step(self, batch: Batch, optimizer: torch.optim.Optimizer,
+                       outputs: Outputs | None = None) -> dict[str, torch.Tensor]:
+        """One optimizer step of G and T on ``batch`` (the discriminators stay as they are); returns
+        the loss terms (before it). ``outputs``: G's and T's outputs on the batch, with their graph."""
+        with frozen(self.input_discriminator, self.output_discriminator):
+            terms = self.generator_loss(*batch, outputs=outputs)
+            check_finite("generator", terms, self.global_step)
+            optimizer.zero_grad(set_to_none=True)
+            self._backward(terms["total"])
+            optimizer.step()
+        return terms
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        """Lightning's backward under a Trainer (precision plugins, DDP), plain autograd outside one."""
+        if self._trainer is not None:
+            self.manual_backward(loss)
+        else:
+            loss.backward()
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         real_images, fake_images, labels, depths = batch
         depths = depths.clamp(max=self.hparams.max_depth)  # real datasets store sky far beyond the far plane
+        batch = (real_images, fake_images, labels, depths)
         opt_g, opt_d = self.optimizers()
         sched_g, sched_d = self.lr_schedulers()
 
-        # 1. Discriminator step first: the discriminators "lead", so the generator step that follows
+        # 1. G and T run once: neither changes before the generator step, so the discriminator step
+        #    reads their outputs detached and the generator step back-propagates through the same graph.
+        outputs = self.forward_pass(*batch, generator=self.noise_generator(real_images.device))
+
+        # 2. Discriminator step first: the discriminators "lead", so the generator step that follows
         #    gets gradients from discriminators that already tell the current G's output apart.
-        d_terms: dict[str, torch.Tensor] = {}
-        if self.adapts:
-            with self.toggled_optimizer(opt_d):
-                d_terms = self.discriminator_loss(real_images, fake_images, labels, depths)
-                check_finite("discriminator", d_terms, self.global_step)
-                opt_d.zero_grad(set_to_none=True)
-                self.manual_backward(d_terms["total"])
-                opt_d.step()
+        d_terms = self.discriminator_step(batch, opt_d, outputs) if self.adapts else {}
 
-        # 2. Generator step: only G and T change.
-        with self.toggled_optimizer(opt_g):
-            g_terms = self.generator_loss(real_images, fake_images, labels, depths)
-            check_finite("generator", g_terms, self.global_step)
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_terms["total"])
-            opt_g.step()
+        # 3. Generator step: only G and T change.
+        g_terms = self.generator_step(batch, opt_g, outputs)
 
-        # 3. Under manual optimization Lightning steps no scheduler: both OneCycles advance every step.
+        # 4. Under manual optimization Lightning steps no scheduler: both OneCycles advance every step.
         with warnings.catch_warnings():
             # The D scheduler also advances when D is off, so both schedules stay aligned.
             warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))

@@ -141,6 +141,7 @@ def train(cfg: RunConfig, out_dir: str | Path | None = None, *, callbacks: Seque
         warnings.warn(f"source {cfg.data.source} has no depth: training with lam_depth=0")
         cfg = replace(cfg, model=replace(cfg.model, lam_depth=0.0))
     model = make_model(cfg)
+    model.noise_seed = cfg.seed
     world = cfg.devices * cfg.num_nodes
     # Each rank gets `steps` batches (Lightning shards the dataset over ranks).
     data = GIOAdaDataModule(cfg.data, cfg.steps * world, cfg.seed)

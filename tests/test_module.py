@@ -156,3 +156,51 @@ def test_translate_with_a_seed_is_repeatable_and_leaves_the_global_rng_alone(tin
     a, b = model.translate(fake, labels, depths, seed=3), model.translate(fake, labels, depths, seed=3)
     assert torch.equal(a, b) and torch.equal(state, torch.random.get_rng_state())
     assert not torch.equal(a, model.translate(fake, labels, depths, seed=4))
+
+
+def _sgd(model):
+    """SGD instead of Adam: weights move linearly with the gradients, so two paths can be compared."""
+    gen = list(model.fake_transformation.parameters()) + list(model.task_network.parameters())
+    disc = list(model.input_discriminator.parameters()) + list(model.output_discriminator.parameters())
+    opts = [torch.optim.SGD(gen, lr=0.1), torch.optim.SGD(disc, lr=0.1)]
+    return opts, [torch.optim.lr_scheduler.LambdaLR(o, lambda _: 1.0) for o in opts]
+
+
+def test_training_step_equals_separate_d_then_g_steps(tiny_kwargs, batch):
+    """Training shares one forward pass of G and T between its two steps; the Learn tab's separate
+    "step D" and "step G" each run their own. Same batch and noise -> the same weights."""
+    torch.manual_seed(0)
+    fused = GIOAda(**tiny_kwargs)
+    separate = GIOAda(**tiny_kwargs)
+    separate.load_state_dict(fused.state_dict())
+    fused.configure_optimizers = lambda: _sgd(fused)
+    _fit(fused, batch, 1)
+
+    (opt_g, opt_d), _ = _sgd(separate)
+    with torch.no_grad():
+        before_d = separate.forward_pass(*batch, generator=torch.Generator().manual_seed(separate.noise_seed))
+    d_terms = separate.discriminator_step(batch, opt_d, before_d)
+    before_g = separate.forward_pass(*batch, generator=torch.Generator().manual_seed(separate.noise_seed))
+    g_terms = separate.generator_step(batch, opt_g, before_g)
+    assert {"d_in", "d_out"} <= d_terms.keys() and {"seg", "depth", "adv_in", "adv_out"} <= g_terms.keys()
+    moved = [not torch.equal(a, b) for a, b in zip(_snapshot(separate), _snapshot(GIOAda(**tiny_kwargs)))]
+    assert any(moved)
+    for (name, a), b in zip(fused.named_parameters(), separate.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_training_noise_comes_from_a_private_generator(tiny_kwargs, batch):
+    """G's noise in training does not depend on what else draws from torch's global RNG."""
+    def weights_after_two_steps(disturb):
+        torch.manual_seed(0)
+        model = GIOAda(**tiny_kwargs)
+        model.noise_seed = 7
+
+        def draw(*_):  # another thread drawing from the global RNG meanwhile
+            torch.rand(disturb)
+
+        model.on_train_batch_start = draw
+        _fit(model, batch, 2)
+        return _snapshot(model)
+
+    assert _same(weights_after_two_steps(1), weights_after_two_steps(5))
