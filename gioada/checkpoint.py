@@ -73,7 +73,12 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a gioada run: {CONFIG} is missing")
-    return RunConfig.load(path)
+    d = json.loads(path.read_text())
+    model = d.get("model")
+    if isinstance(model, dict) and "transform_depth" not in model and model.get("lam_depth") == 0:
+        # Written before geometry's three uses had their own switches: lam_depth = 0 meant all three off.
+        model |= {"transform_depth": False, "output_disc_depth": False}
+    return RunConfig.from_dict(d)
 
 
 def load_model(run_dir: str | Path, map_location: str | torch.device = "cpu") -> GIOAda:

@@ -21,15 +21,19 @@ _TRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--lr", "model.init_lr", float, "OneCycle's peak learning rate"),
     ("--lam-input", "model.lam_input", float, "weight of the input-level adversary (0 = off)"),
     ("--lam-output", "model.lam_output", float, "weight of the output-level adversary (0 = off)"),
-    ("--lam-depth", "model.lam_depth", float, "weight of the depth loss (0 = no geometry)"),
+    ("--lam-depth", "model.lam_depth", float, "weight of T's depth loss (0 = off)"),
+    ("--no-transform-depth", "model.transform_depth", "off", "G gets no depth map (a zero one)"),
+    ("--no-output-disc-depth", "model.output_disc_depth", "off", "D_out judges T's classes only (zero depth)"),
     ("--task-width", "model.task_width", int, "channels of T's first stage"),
     ("--transform-width", "model.transform_width", int, "channels of G's first stage"),
     ("--disc-width", "model.disc_width", int, "channels of each discriminator's first stage"),
     ("--source", "data.source", str, "'sim' or KIND:PATH, e.g. vkitti2:/data/vkitti2"),
     ("--target", "data.target", str, "'sim' or KIND:PATH, e.g. kitti:/data/kitti"),
     ("--label-space", "data.label_space", str, "vkitti10, cityscapes19, synthia16 or synthia13"),
-    ("--height", "data.height", int, "training image height"),
-    ("--width", "data.width", int, "training image width"),
+    ("--height", "data.height", int, "native frame height (rendering, validation, evaluation)"),
+    ("--width", "data.width", int, "native frame width"),
+    ("--crop-height", "data.crop_height", int, "height of the random training crops of the native frame"),
+    ("--crop-width", "data.crop_width", int, "width of the random training crops"),
     ("--batch-size", "data.batch_size", int, "source/target pairs per step"),
     ("--shift", "data.shift", float, "simulator shift strength, 0..2"),
     ("--shift-off", "data.shift_off", list, "simulator shift components to switch off"),
@@ -54,17 +58,19 @@ def _lookup(d: dict[str, Any], key: str) -> Any:
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
     defaults = RunConfig().to_dict()
     for flag, key, kind, text in _TRAIN_FLAGS:
-        kw: dict[str, Any] = {"dest": key, "default": argparse.SUPPRESS,
-                              "help": f"{text} (default: {_lookup(defaults, key)})"}
+        default = "on; this flag switches it off" if kind == "off" else _lookup(defaults, key)
+        kw: dict[str, Any] = {"dest": key, "default": argparse.SUPPRESS, "help": f"{text} (default: {default})"}
         if kind is bool:
             kw["action"] = "store_true"
+        elif kind == "off":
+            kw["action"] = "store_false"
         elif kind is list:
             kw["nargs"] = "*"
         elif isinstance(kind, list):
             kw["choices"] = kind
         else:
             kw["type"] = kind
-        if kind is not bool and not isinstance(kind, list):
+        if kind not in (bool, "off") and not isinstance(kind, list):
             kw["metavar"] = flag[2:].upper().replace("-", "_")
         p.add_argument(flag, **kw)
 

@@ -38,6 +38,9 @@ class ModelConfig:
     output_stride: int = 16          # task backbone's output stride: 8 or 16
     backbone_weights: str | None = None  # local .safetensors file for pretrained_backbone=True
     max_depth: float = 80.0          # metres; depth is predicted and compared in [0, max_depth]
+    # Geometry's other two uses (the first is lam_depth, T's depth loss); each can be switched off alone.
+    transform_depth: bool = True     # G gets the source's depth map as an input
+    output_disc_depth: bool = True   # D_out judges T's depth as well as its class probabilities
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -62,8 +65,10 @@ class DataConfig:
     source: str = "sim"              # "sim", or "KIND:PATH" for a dataset on disk (see gioada.data)
     target: str = "sim"
     label_space: str = "vkitti10"
-    height: int = 64
-    width: int = 192
+    height: int = 128                # the native frame: what the simulator renders and evaluation sees
+    width: int = 384
+    crop_height: int = 64            # training crops (of the native frame; the whole frame if it is smaller)
+    crop_width: int = 192
     batch_size: int = 8
     shift: float = 1.0               # the simulator's target-domain shift strength, 0..2
     shift_off: tuple[str, ...] = ()  # simulator shift components switched off, e.g. ("haze",)
@@ -71,9 +76,14 @@ class DataConfig:
     val_scenes: int = 64             # held-out target scenes used for validation
     num_workers: int = 0
 
+    @property
+    def crop(self) -> tuple[int, int]:
+        """(H, W) of a training crop: at most the native frame."""
+        return min(self.crop_height, self.height), min(self.crop_width, self.width)
+
     def __post_init__(self) -> None:
         _check_types(self)
-        for name in ("height", "width"):
+        for name in ("height", "width", "crop_height", "crop_width"):
             v = getattr(self, name)
             _require(32 <= v <= 2048 and v % 16 == 0, name, v, "a multiple of 16 in [32, 2048]")
         _require(1 <= self.batch_size <= 512, "batch_size", self.batch_size, "an integer in [1, 512]")

@@ -81,7 +81,7 @@ class RunInProgress(RuntimeError):
 # ---------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FinetuneParams:
-    """What the Fine-tune tab sets. Image size is ``height × 3·height`` (KITTI's aspect)."""
+    """What the Fine-tune tab sets. Training crops are ``height × 3·height`` (KITTI's aspect) of the native frame."""
 
     lam_input: float = _M.lam_input
     lam_output: float = _M.lam_output
@@ -377,7 +377,9 @@ class FinetuneManager:
         model = dataclasses.replace(base.model, lam_input=params.lam_input, lam_output=params.lam_output,
                                     lam_depth=params.lam_depth if self.has_depth else 0.0, init_lr=params.lr,
                                     pretrained_backbone=False)
-        data = dataclasses.replace(self.data, height=params.height, width=params.width,
+        # Train on crops of the size chosen; evaluate and preview on the starting model's native frame.
+        data = dataclasses.replace(self.data, height=base.data.height, width=base.data.width,
+                                   crop_height=params.height, crop_width=params.width,
                                    batch_size=params.batch_size, val_scenes=min(8, self.eval_scenes),
                                    num_workers=0)
         try:

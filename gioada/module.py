@@ -64,9 +64,32 @@ class GIOAda(pl.LightningModule):
     A batch is ``(real_images B×3×H×W, fake_images B×3×H×W, labels B×H×W, depths B×1×H×W)``: target
     images without labels, and source images with their labels and depth (metres). Images in [-1, 1].
 
-    Every ablation is a setting of the lambdas: ``lam_input = lam_output = 0`` is the no-adaptation
-    baseline (G is then bypassed: T trains on the source images themselves), ``lam_depth = 0`` drops
-    geometry (no depth loss, and G and the output discriminator see no depth).
+    Every ablation is a setting of this one module, never a new class:
+
+    ====================================  ================================================================
+    setting                               effect
+    ====================================  ================================================================
+    ``lam_input = 0``                     no input-level adaptation: G is bypassed, T trains on x_s itself
+    ``lam_output = 0``                    no output-level adaptation: D_out is off
+    ``lam_depth = 0``                     no depth loss on T (T's depth head is then untrained)
+    ``transform_depth = False``           G gets a zero depth map instead of d_s
+    ``output_disc_depth = False``         D_out gets a zero depth channel: it judges T's classes only
+    ====================================  ================================================================
+
+    Code names and the paper's symbols (Chen et al. 2019, Sec. 3):
+
+    ==========================  ===============================================================
+    code                        paper
+    ==========================  ===============================================================
+    ``real_images``             target images x_t (no labels)
+    ``fake_images``             source (synthetic) images x_s
+    ``labels``, ``depths``      the source's labels y_s and depth d_s
+    ``fake_transformation``     the image transform network G (x_s, y_s, d_s) -> x̃_s
+    ``task_network``            the task network T: x -> (ŷ, d̂)
+    ``input_discriminator``     the input-level discriminator D_img (x_t real, x̃_s fake)
+    ``output_discriminator``    the output-level discriminator D_out on T's (ŷ, d̂)
+    ``lam_input/output/depth``  λ weights of the input adversarial, output adversarial, depth losses
+    ==========================  ===============================================================
 
     One departure from the seed design: its generator step has no loss on target images ("they do not
     depend on G"), but T's outputs on them depend on T. As in the paper's min-max objective, the output
@@ -79,7 +102,8 @@ class GIOAda(pl.LightningModule):
                  betas: tuple[float, float] = (0.5, 0.999), num_epochs: int = 1, num_steps_per_epoch: int = 1000,
                  lam_input: float = 0.1, lam_output: float = 0.02, lam_depth: float = 0.5, *,
                  task_width: int = 16, transform_width: int = 16, disc_width: int = 16, output_stride: int = 16,
-                 backbone_weights: str | None = None, max_depth: float = 80.0) -> None:
+                 backbone_weights: str | None = None, max_depth: float = 80.0, transform_depth: bool = True,
+                 output_disc_depth: bool = True) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
@@ -102,21 +126,28 @@ class GIOAda(pl.LightningModule):
         return self.hparams.lam_input > 0 or self.hparams.lam_output > 0
 
     @property
+    def transforms(self) -> bool:
+        """G is used only for input-level adaptation; without it T trains on the source images."""
+        return self.hparams.lam_input > 0
+
+    @property
     def uses_depth(self) -> bool:
-        return self.hparams.lam_depth > 0
+        """Any of geometry's three uses is on: the depth loss, G's depth input, D_out's depth channel."""
+        hp = self.hparams
+        return hp.lam_depth > 0 or hp.transform_depth or hp.output_disc_depth
 
     # -- the pieces of a step ---------------------------------------------------------------------
     def translate(self, fake_images: torch.Tensor, labels: torch.Tensor, depths: torch.Tensor,
                   seed: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """G(source) B×3×H×W; the source images themselves when adaptation is off.
+        """G(source) B×3×H×W; the source images themselves when input-level adaptation is off.
 
         G's noise input comes from ``generator`` (a private ``torch.Generator`` on the images' device), or
         from a fresh generator seeded with ``seed`` (the same inputs then give the same translation), or,
         when both are None, from torch's global RNG.
         """
-        if not self.adapts:
+        if not self.transforms:
             return fake_images
-        if not self.uses_depth:
+        if not self.hparams.transform_depth:
             depths = torch.zeros_like(depths)
         noise = None
         if seed is not None or generator is not None:
@@ -140,7 +171,7 @@ class GIOAda(pl.LightningModule):
 
     def task_outputs(self, logits: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
         """What the output discriminator judges: class probabilities and normalised depth, B×(K+1)×H×W."""
-        depth = depth / self.hparams.max_depth if self.uses_depth else torch.zeros_like(depth)
+        depth = depth / self.hparams.max_depth if self.hparams.output_disc_depth else torch.zeros_like(depth)
         return torch.cat([logits.softmax(dim=1), depth], dim=1)
 
     def forward_pass(self, real_images: torch.Tensor, fake_images: torch.Tensor, labels: torch.Tensor,
@@ -198,7 +229,7 @@ class GIOAda(pl.LightningModule):
         o = self.forward_pass(real_images, fake_images, labels, depths) if outputs is None else outputs
         terms = {"seg": self.label_loss(o.logits, labels.long())}
         total = terms["seg"]
-        if self.uses_depth:
+        if hp.lam_depth > 0:
             terms["depth"] = self.depth_loss(o.depth / hp.max_depth, depths / hp.max_depth)
             total = total + hp.lam_depth * terms["depth"]
         # The adversarial terms use flipped labels: G and T learn to fool the discriminators.

@@ -137,9 +137,11 @@ def train(cfg: RunConfig, out_dir: str | Path | None = None, *, callbacks: Seque
     if out_dir is not None and Path(out_dir).exists() and not overwrite:
         raise FileExistsError(f"{out_dir} already exists; choose another output folder (nothing was overwritten)")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    if cfg.model.lam_depth > 0 and not source_has_depth(cfg.data.source):
-        warnings.warn(f"source {cfg.data.source} has no depth: training with lam_depth=0")
-        cfg = replace(cfg, model=replace(cfg.model, lam_depth=0.0))
+    if not source_has_depth(cfg.data.source) and (cfg.model.lam_depth > 0 or cfg.model.transform_depth
+                                                  or cfg.model.output_disc_depth):
+        warnings.warn(f"source {cfg.data.source} has no depth: training without geometry (lam_depth=0, "
+                      "G and D_out without depth)")
+        cfg = replace(cfg, model=replace(cfg.model, lam_depth=0.0, transform_depth=False, output_disc_depth=False))
     model = make_model(cfg)
     model.noise_seed = cfg.seed
     world = cfg.devices * cfg.num_nodes

@@ -102,19 +102,47 @@ def test_a_zero_lambda_switches_its_adversary_off(tiny_kwargs, batch, off, uncha
     assert _same(before, _snapshot(getattr(model, unchanged)))
 
 
-def test_lam_depth_zero_drops_geometry(tiny_kwargs, batch):
-    model = GIOAda(**(tiny_kwargs | {"lam_depth": 0.0}))
+NO_GEOMETRY = {"lam_depth": 0.0, "transform_depth": False, "output_disc_depth": False}
+
+
+def _g_sees_depth(model, batch):
     real, fake, labels, depths = batch
-    terms = model.generator_loss(real, fake, labels, depths)
-    assert "depth" not in terms
-    logits, depth = model(fake)
-    # G sees no depth: changing the depth input changes nothing.
     torch.nn.init.normal_(model.fake_transformation.head.weight, 0, 0.5)
-    torch.manual_seed(0)
-    a = model.translate(fake, labels, depths)
-    torch.manual_seed(0)
-    assert torch.equal(a, model.translate(fake, labels, depths * 0.5))
-    assert bool((model.task_outputs(logits, depth)[:, -1] == 0).all())
+    a = model.translate(fake, labels, depths, seed=0)
+    return not torch.equal(a, model.translate(fake, labels, depths * 0.5, seed=0))
+
+
+def _d_out_sees_depth(model, batch):
+    logits, depth = model(batch[1])
+    return not bool((model.task_outputs(logits, depth)[:, -1] == 0).all())
+
+
+def test_no_geometry_drops_all_three_uses_of_depth(tiny_kwargs, batch):
+    model = GIOAda(**(tiny_kwargs | NO_GEOMETRY))
+    assert "depth" not in model.generator_loss(*batch)
+    assert not _g_sees_depth(model, batch)       # changing the depth input changes nothing
+    assert not _d_out_sees_depth(model, batch)   # D_out's depth channel is exactly zero
+    assert not model.uses_depth
+
+
+@pytest.mark.parametrize("switch, loss, g, d_out", [("lam_depth", False, True, True),
+                                                    ("transform_depth", True, False, True),
+                                                    ("output_disc_depth", True, True, False)])
+def test_each_use_of_depth_switches_off_alone(tiny_kwargs, batch, switch, loss, g, d_out):
+    model = GIOAda(**(tiny_kwargs | {switch: 0.0 if switch == "lam_depth" else False}))
+    assert ("depth" in model.generator_loss(*batch)) == loss
+    assert _g_sees_depth(model, batch) == g
+    assert _d_out_sees_depth(model, batch) == d_out
+
+
+def test_output_only_bypasses_g(tiny_kwargs, batch):
+    """The paper's output-level-only row has no input-level adaptation: T trains on the source images."""
+    model = GIOAda(**(tiny_kwargs | {"lam_input": 0.0}))
+    real, fake, labels, depths = batch
+    assert torch.equal(model.translate(fake, labels, depths), fake)
+    g0 = _snapshot(model.fake_transformation)
+    _fit(model, batch, 2)
+    assert _same(g0, _snapshot(model.fake_transformation))
 
 
 def test_generator_loss_is_the_weighted_sum(tiny_kwargs, batch):

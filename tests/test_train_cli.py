@@ -6,7 +6,10 @@ import torch
 
 from gioada.checkpoint import load_model, load_run_config, save_run
 from gioada.cli import build_parser, main, train_config
-from gioada.config import RunConfig, with_overrides
+from gioada.config import DataConfig, RunConfig, with_overrides
+from gioada.data import train_set
+from gioada.data.synthetic import sample_to_tensors, train_scene_seed
+from gioada.sim import render
 
 TINY = ["--height", "32", "--width", "64", "--batch-size", "2", "--task-width", "8", "--transform-width", "8",
         "--disc-width", "8", "--val-scenes", "2", "--eval-scenes", "2", "--device", "cpu"]
@@ -106,3 +109,38 @@ def test_a_config_file_is_the_start_and_only_given_flags_override_it(tmp_path):
     assert cfg.model.num_steps_per_epoch == 9
     plain = train_config(build_parser().parse_args(["train", "--out", "x", "--lam-output", "0", "--oracle"]))
     assert plain.model.lam_output == 0 and plain.data.oracle and plain.model.lam_input == RunConfig().model.lam_input
+
+
+def test_geometry_switches_and_crops_are_flags():
+    parse = lambda *a: train_config(build_parser().parse_args(["train", "--out", "x", *a]))  # noqa: E731
+    default = parse()
+    assert default.model.transform_depth and default.model.output_disc_depth
+    assert (default.data.height, default.data.width, default.data.crop) == (128, 384, (64, 192))
+    cfg = parse("--no-transform-depth", "--crop-height", "96", "--crop-width", "256")
+    assert not cfg.model.transform_depth and cfg.model.output_disc_depth and cfg.data.crop == (96, 256)
+    assert not parse("--no-output-disc-depth").model.output_disc_depth
+
+
+def test_a_run_saved_before_the_geometry_switches_loads_with_its_old_meaning(trained_run, tmp_path):
+    """Before the switches, lam_depth = 0 also took depth away from G and D_out."""
+    config = json.loads((trained_run / "config.json").read_text())
+    for key in ("transform_depth", "output_disc_depth"):
+        del config["model"][key]
+    config["model"]["lam_depth"] = 0.0
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    old = load_run_config(tmp_path)
+    assert not old.model.transform_depth and not old.model.output_disc_depth
+    config["model"]["lam_depth"] = 0.5
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert load_run_config(tmp_path).model.transform_depth
+
+
+def test_training_crops_are_windows_of_the_native_frame():
+    cfg = DataConfig(height=64, width=192, crop_height=32, crop_width=64)
+    real, fake, labels, depth = train_set(cfg, 2, seed=3)[1]
+    assert real.shape == fake.shape == (3, 32, 64) and labels.shape == (32, 64) and depth.shape == (1, 32, 64)
+    image, full_labels, full_depth = sample_to_tensors(render(train_scene_seed(3, "source", 1), "source", 64, 192))
+    hits = [(y, x) for y in range(33) for x in range(129) if torch.equal(image[:, y:y + 32, x:x + 64], fake)]
+    assert len(hits) == 1
+    (y, x), = hits
+    assert torch.equal(full_labels[y:y + 32, x:x + 64], labels) and torch.equal(full_depth[:, y:y + 32, x:x + 64], depth)

@@ -30,16 +30,16 @@ def eval_set(cfg: DataConfig, domain: str = "target", length: int | None = None,
 
 
 def train_set(cfg: DataConfig, length: int, seed: int) -> Dataset:
-    """``length`` training items ``(real, fake, labels, depths)``."""
+    """``length`` training items ``(real, fake, labels, depths)``: ``cfg.crop`` windows of native frames."""
     if cfg.source == "sim" and cfg.target == "sim":
-        return SimTrainSet(length, cfg.height, cfg.width, sim_shift(cfg), seed, oracle=cfg.oracle)
+        return SimTrainSet(length, cfg.height, cfg.width, sim_shift(cfg), seed, oracle=cfg.oracle, crop=cfg.crop)
     from .real import open_dataset, PairedTrainSet
     if cfg.oracle:
         raise ValueError("oracle mode trains on target labels and is only available with the simulator "
                          "(source=target=sim); for real data, train with source set to the labelled target set")
     size = (cfg.height, cfg.width)
-    return PairedTrainSet(open_dataset(cfg.source, cfg.label_space, "train", size, train=True, seed=seed),
-                          open_dataset(cfg.target, cfg.label_space, "train", size, train=True, seed=seed),
+    return PairedTrainSet(open_dataset(cfg.source, cfg.label_space, "train", size, train=True, seed=seed, crop=cfg.crop),
+                          open_dataset(cfg.target, cfg.label_space, "train", size, train=True, seed=seed, crop=cfg.crop),
                           length, seed)
 
 

@@ -113,24 +113,29 @@ def source_has_depth(spec: str) -> bool:
 
 
 def open_dataset(spec: str, label_space: str, split: str, size: tuple[int, int], train: bool = False,
-                 seed: int = 0) -> "FolderDataset":
-    """The ``split`` ("train" or "val") of dataset ``spec`` ("KIND:PATH") at ``size`` (H, W), labelled in
-    ``label_space``; ``train`` crops at random (seeded by ``seed`` and the index) instead of centrally."""
+                 seed: int = 0, crop: tuple[int, int] | None = None) -> "FolderDataset":
+    """The ``split`` ("train" or "val") of dataset ``spec`` ("KIND:PATH") at the native ``size`` (H, W),
+    labelled in ``label_space``; ``train`` places windows at random (seeded by ``seed`` and the index)
+    instead of centrally, and then serves a random ``crop`` (h, w) of the native frame when given."""
     kind, root = parse_spec(spec)
-    return FolderDataset(kind, root, get_label_space(label_space), split, size, train, seed)
+    return FolderDataset(kind, root, get_label_space(label_space), split, size, train, seed, crop)
 
 
 class FolderDataset(Dataset):
-    """Item i: ``(image 3×H×W in [-1, 1], labels H×W int64, depth 1×H×W metres)`` of ``files[i]``."""
+    """Item i: ``(image 3×H×W in [-1, 1], labels H×W int64, depth 1×H×W metres)`` of ``files[i]``:
+    the frame resized to the native ``size``, or in training a ``crop`` of it (then H×W is the crop)."""
 
     def __init__(self, kind: str, root: Path, label_space: LabelSpace, split: str, size: tuple[int, int],
-                 train: bool = False, seed: int = 0) -> None:
+                 train: bool = False, seed: int = 0, crop: tuple[int, int] | None = None) -> None:
         if split not in SPLITS:
             raise ValueError(f"split={split!r} is invalid: expected one of {SPLITS}")
         if len(size) != 2 or min(size) < 1:
             raise ValueError(f"size={size!r} is invalid: expected (height, width) in pixels")
         self.kind, self.root, self.label_space, self.split = kind, Path(root), label_space, split
         self.size, self.train, self.seed = (int(size[0]), int(size[1])), train, seed
+        if crop is not None and not (0 < crop[0] <= self.size[0] and 0 < crop[1] <= self.size[1]):
+            raise ValueError(f"crop={crop!r} is invalid: expected (height, width) within the frame {self.size}")
+        self.out_size = (int(crop[0]), int(crop[1])) if train and crop else self.size   # what items hold
         self.layout = layout = LAYOUTS[kind]
         self.files = self._find_files()
         self.has_labels = self.files[0].labels is not None
@@ -220,28 +225,31 @@ class FolderDataset(Dataset):
                ) -> tuple[torch.Tensor, Window, tuple[Path, int, int]]:
         image = read_image(files.image)
         w, h = image.size
-        x0, y0, x1, y1 = window = crop_window((h, w), self.size, rng if self.train else None)
-        out = image.resize(self.size[::-1], Image.Resampling.BILINEAR, box=(x0 * w, y0 * h, x1 * w, y1 * h))
+        window = crop_window((h, w), self.size, rng if self.train else None)
+        if self.out_size != self.size:  # a training crop of the native frame, placed at random
+            window = sub_window(window, self.size, self.out_size, rng)
+        x0, y0, x1, y1 = window
+        out = image.resize(self.out_size[::-1], Image.Resampling.BILINEAR, box=(x0 * w, y0 * h, x1 * w, y1 * h))
         return image_to_tensor(np.array(out)), window, (files.image, h, w)
 
     def _labels(self, files: SampleFiles, window: Window, frame: tuple[Path, int, int]) -> np.ndarray:
         """H×W uint8 class indices."""
         if files.labels is None:
-            return np.full(self.size, IGNORE_INDEX, dtype=np.uint8)
+            return np.full(self.out_size, IGNORE_INDEX, dtype=np.uint8)
         if files.palette is not None:
             rgb = _partner(read_array(files.labels, "RGB"), files.labels, frame)
-            return lookup_colours(nearest(rgb, window, self.size), self._colours[files.palette])
+            return lookup_colours(nearest(rgb, window, self.out_size), self._colours[files.palette])
         ids = _partner(read_array(files.labels), files.labels, frame)
         ids = ids[..., 0] if ids.ndim == 3 else ids  # SYNTHIA: the class id is the first channel
-        return self._lut[nearest(ids, window, self.size)]
+        return self._lut[nearest(ids, window, self.out_size)]
 
     def _depth(self, files: SampleFiles, window: Window, frame: tuple[Path, int, int]) -> np.ndarray:
         """H×W float32 metres (zeros when the dataset has no depth)."""
         if files.depth is None:
-            return np.zeros(self.size, dtype=np.float32)
+            return np.zeros(self.out_size, dtype=np.float32)
         depth = _partner(read_array(files.depth), files.depth, frame)
         depth = depth[..., 0] if depth.ndim == 3 else depth
-        return nearest(depth, window, self.size).astype(np.float32) * np.float32(CENTIMETRE)
+        return nearest(depth, window, self.out_size).astype(np.float32) * np.float32(CENTIMETRE)
 
 
 class PairedTrainSet(Dataset):
@@ -336,6 +344,18 @@ def crop_window(frame: tuple[int, int], size: tuple[int, int], rng: np.random.Ge
     cw, ch = out_w / (scale * w), out_h / (scale * h)
     x0, y0 = ((1 - cw) / 2, (1 - ch) / 2) if rng is None else (rng.uniform(0, 1 - cw), rng.uniform(0, 1 - ch))
     return x0, y0, x0 + cw, y0 + ch
+
+
+def sub_window(window: Window, size: tuple[int, int], crop: tuple[int, int],
+               rng: np.random.Generator | None = None) -> Window:
+    """A ``crop`` (h, w) of ``window`` seen at ``size`` (H, W), as fractions of the frame: centred, or
+    placed at random by ``rng``."""
+    (x0, y0, x1, y1), (h, w), (ch, cw) = window, size, crop
+    if rng is None:
+        ox, oy = (w - cw) // 2 / w, (h - ch) // 2 / h
+    else:
+        ox, oy = int(rng.integers(0, w - cw + 1)) / w, int(rng.integers(0, h - ch + 1)) / h
+    return x0 + ox * (x1 - x0), y0 + oy * (y1 - y0), x0 + (ox + cw / w) * (x1 - x0), y0 + (oy + ch / h) * (y1 - y0)
 
 
 def nearest(a: np.ndarray, window: Window, size: tuple[int, int]) -> np.ndarray:

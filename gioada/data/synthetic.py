@@ -45,17 +45,27 @@ def sample_to_tensors(sample: Sample) -> tuple[torch.Tensor, torch.Tensor, torch
             torch.from_numpy(sample.depth).unsqueeze(0))
 
 
+def random_crop(rng: np.random.Generator, crop: tuple[int, int], *tensors: torch.Tensor) -> list[torch.Tensor]:
+    """The same random ``crop`` (H, W) window of each tensor (…×H×W, one frame), placed by ``rng``."""
+    (h, w), (ch, cw) = tensors[0].shape[-2:], crop
+    y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    return [t[..., y:y + ch, x:x + cw] for t in tensors]
+
+
 class SimTrainSet(Dataset):
-    """Item i: ``(real 3×H×W, fake 3×H×W, labels H×W, depths 1×H×W)``.
+    """Item i: ``(real 3×h×w, fake 3×h×w, labels h×w, depths 1×h×w)``, random ``crop`` (h, w) windows of
+    scenes rendered at the native H×W (the whole frame when ``crop`` is None).
 
     ``real`` is a target-domain scene and ``fake`` a *different* source-domain scene (unpaired, as with
-    real data). In oracle mode the labelled scene is rendered in the target domain instead.
+    real data), each cropped at its own place. In oracle mode the labelled scene is rendered in the target
+    domain instead.
     """
 
     def __init__(self, length: int, height: int, width: int, shift: Shift, seed: int = 0,
-                 oracle: bool = False) -> None:
+                 oracle: bool = False, crop: tuple[int, int] | None = None) -> None:
         self.length, self.height, self.width = length, height, width
         self.shift, self.seed, self.oracle = shift, seed, oracle
+        self.crop = crop or (height, width)
 
     def __len__(self) -> int:
         return self.length
@@ -64,8 +74,9 @@ class SimTrainSet(Dataset):
         size = dict(height=self.height, width=self.width, shift=self.shift)
         real = render(train_scene_seed(self.seed, "target", i), "target", **size)
         labelled = render(train_scene_seed(self.seed, "source", i), "target" if self.oracle else "source", **size)
-        image, labels, depth = sample_to_tensors(labelled)
-        return image_to_tensor(real.image), image, labels, depth
+        crops = np.random.default_rng([self.seed, 2, i])
+        (real,) = random_crop(crops, self.crop, image_to_tensor(real.image))
+        return (real, *random_crop(crops, self.crop, *sample_to_tensors(labelled)))
 
 
 class SimEvalSet(Dataset):
