@@ -55,7 +55,8 @@ def baseline_step(model: GIOAda, batch: tuple, optimizers: tuple) -> None:
     with frozen(model.input_discriminator, model.output_discriminator):
         translated = model.translate(fake, labels, depths)
         logits, depth = model.task_network(translated)
-        total = model.label_loss(logits, labels) + hp.lam_depth * model.depth_loss(depth / 80, depths / 80)
+        far = hp.max_depth
+        total = model.label_loss(logits, labels) + hp.lam_depth * model.depth_loss(depth / far, depths / far)
         total = total + hp.lam_input * bce(model.input_discriminator.logits_map(translated), REAL)
         d_out = model.output_discriminator.logits_map
         out_real = model.task_outputs(*model.task_network(real))

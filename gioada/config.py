@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .classes import get_label_space
+from .constants import FAR_DEPTH
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class ModelConfig:
     disc_width: int = 16             # channels of each discriminator's first stage
     output_stride: int = 16          # task backbone's output stride: 8 or 16
     backbone_weights: str | None = None  # local .safetensors file for pretrained_backbone=True
-    max_depth: float = 80.0          # metres; depth is predicted and compared in [0, max_depth]
+    max_depth: float = FAR_DEPTH     # metres; depth is predicted and compared in [0, max_depth]
     # Geometry's other two uses (the first is lam_depth, T's depth loss); each can be switched off alone.
     transform_depth: bool = True     # G gets the source's depth map as an input
     output_disc_depth: bool = True   # D_out judges T's depth as well as its class probabilities

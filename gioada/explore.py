@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .classes import IGNORE_INDEX, LabelSpace
+from .constants import FAR_DEPTH
 from .data.synthetic import image_to_tensor, tensor_to_image
 from .metrics import image_miou
 from .module import GIOAda
@@ -79,7 +80,7 @@ class Explorer:
         height, width = self._size(keys)
         source, target, title = self.scenes.get(index, shift, height, width)
         space = self.scenes.space
-        max_depth = models[0][1].hparams.max_depth if models else 80.0
+        max_depth = models[0][1].hparams.max_depth if models else FAR_DEPTH
         result = ExploreResult(
             title=title, source=captioned(upscale(source.image), "Source (synthetic)"),
             target=captioned(upscale(target.image), "Target (real-style)" if self.scenes.kind == "sim" else "Target"),

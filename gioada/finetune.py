@@ -70,6 +70,8 @@ LIMITS: dict[str, tuple[float, float]] = {
     "lr": (1e-6, 0.1), "steps": (1, 20_000), "batch_size": (1, 64), "height": (32, 512), "seed": (0, 2**31 - 1),
 }
 MAX_RUN_NAME = 48
+# The preview refreshes about PREVIEWS times a run, and at least every PREVIEW_EVERY_MAX steps.
+PREVIEWS, PREVIEW_EVERY_MAX = 15, 10
 
 
 class RunInProgress(RuntimeError):
@@ -402,7 +404,8 @@ class FinetuneManager:
                     "Only one run trains at a time: please wait for it to finish (you can keep exploring meanwhile).")
             self.registry.runs_dir.mkdir(parents=True, exist_ok=True)
             out_dir = _unique_dir(self.registry.runs_dir, name)
-            job = FinetuneJob(params, cfg, out_dir, preview_every=max(1, min(10, params.steps // 15)))
+            every = max(1, min(PREVIEW_EVERY_MAX, params.steps // PREVIEWS))
+            job = FinetuneJob(params, cfg, out_dir, preview_every=every)
             job.thread = threading.Thread(target=self._run, args=(job, tuple(callbacks)), daemon=True,
                                           name=f"finetune-{out_dir.name}")
             self._job = job

@@ -6,6 +6,7 @@ from torchmetrics import Metric
 from torchmetrics.classification import MulticlassJaccardIndex
 
 from .classes import IGNORE_INDEX
+from .constants import FAR_DEPTH
 
 
 def segmentation_metrics(num_classes: int, **kwargs) -> tuple[MulticlassJaccardIndex, MulticlassJaccardIndex]:
@@ -22,7 +23,7 @@ class DepthMetrics(Metric):
 
     full_state_update = False
 
-    def __init__(self, max_depth: float = 80.0, **kwargs) -> None:
+    def __init__(self, max_depth: float = FAR_DEPTH, **kwargs) -> None:
         super().__init__(**kwargs)
         self.max_depth = max_depth
         for name in ("abs_rel", "sq_err", "delta1", "count"):

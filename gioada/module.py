@@ -13,10 +13,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .classes import IGNORE_INDEX
+from .constants import FAR_DEPTH
 from .metrics import DepthMetrics, segmentation_metrics
 from .networks import Discriminator, ImageTransformNetwork, TaskNetwork
 
 REAL, FAKE = 1.0, 0.0
+# OneCycle cycles Adam's beta1 between betas[0] (at the peak learning rate) and this (at the ends).
+MAX_MOMENTUM = 0.95
 
 
 @dataclass
@@ -102,7 +105,7 @@ class GIOAda(pl.LightningModule):
                  betas: tuple[float, float] = (0.5, 0.999), num_epochs: int = 1, num_steps_per_epoch: int = 1000,
                  lam_input: float = 0.1, lam_output: float = 0.02, lam_depth: float = 0.5, *,
                  task_width: int = 16, transform_width: int = 16, disc_width: int = 16, output_stride: int = 16,
-                 backbone_weights: str | None = None, max_depth: float = 80.0, transform_depth: bool = True,
+                 backbone_weights: str | None = None, max_depth: float = FAR_DEPTH, transform_depth: bool = True,
                  output_disc_depth: bool = True) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -341,5 +344,5 @@ class GIOAda(pl.LightningModule):
                       torch.optim.Adam(disc_params, lr=hp.init_lr, betas=tuple(hp.betas))]
         schedulers = [torch.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=hp.init_lr, epochs=hp.num_epochs, steps_per_epoch=hp.num_steps_per_epoch,
-            base_momentum=hp.betas[0], max_momentum=max(hp.betas[0], 0.95)) for opt in optimizers]
+            base_momentum=hp.betas[0], max_momentum=max(hp.betas[0], MAX_MOMENTUM)) for opt in optimizers]
         return optimizers, schedulers

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from .constants import FAR_DEPTH
 from .data.synthetic import tensor_to_image
 from .viz import colorize_confidence, colorize_depth
 
@@ -56,7 +57,7 @@ def upscale(image: np.ndarray, scale: int | None = None) -> np.ndarray:
     return image if s == 1 else np.repeat(np.repeat(image, s, axis=0), s, axis=1)
 
 
-def depth_with_scale(depth: np.ndarray, max_depth: float = 80.0) -> np.ndarray:
+def depth_with_scale(depth: np.ndarray, max_depth: float = FAR_DEPTH) -> np.ndarray:
     """Depth H×W metres -> a coloured image with a log-scale bar (in metres) underneath."""
     image = upscale(colorize_depth(depth, max_depth))
     w = image.shape[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .classes import IGNORE_INDEX, VKITTI10, LabelSpace
+from .constants import FAR_DEPTH
 
 IGNORE_COLOR = (0, 0, 0)
 
@@ -34,7 +35,7 @@ def _cmap(name: str) -> np.ndarray:
     return (matplotlib.colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
 
 
-def colorize_depth(depth: np.ndarray, max_depth: float = 80.0, cmap: str = "magma_r") -> np.ndarray:
+def colorize_depth(depth: np.ndarray, max_depth: float = FAR_DEPTH, cmap: str = "magma_r") -> np.ndarray:
     """Depth H×W metres -> H×W×3 uint8 (near = bright), on a log scale so near structure stays visible."""
     d = np.clip(np.asarray(depth, np.float32), 1.0, max_depth)
     t = np.log(d) / np.log(max_depth)

@@ -34,7 +34,7 @@ from gioada.plots import confidence_figure, loss_figure  # noqa: E402
 from gioada.registry import ModelRegistry  # noqa: E402
 from gioada.steplab import StepLab  # noqa: E402
 from gioada.train import train  # noqa: E402
-from gioada.uploads import fit_to, load_upload  # noqa: E402
+from gioada.uploads import WORK_PIXELS, fit_to, load_upload  # noqa: E402
 from gioada.validation import check_number  # noqa: E402
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -296,7 +296,7 @@ def test_uploads_are_converted(name, make, shape):
     assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3, name
     if shape:
         assert image.shape == shape, (name, image.shape)
-    assert image.shape[0] * image.shape[1] <= 2_000_000
+    assert image.shape[0] * image.shape[1] <= WORK_PIXELS
     if name == "16-bit":
         assert image.min() == 255                                # scaled down, not clipped to garbage
     if name == "RGBA":

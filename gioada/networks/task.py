@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..constants import FAR_DEPTH
 from .common import ResidualBlock, conv_norm_act, init_weights
 
 
@@ -82,7 +83,7 @@ class TaskNetwork(nn.Module):
     """
 
     def __init__(self, input_channels: int, num_classes: int, pretrained_backbone: bool = False, *,
-                 width: int = 32, output_stride: int = 8, max_depth: float = 80.0,
+                 width: int = 32, output_stride: int = 8, max_depth: float = FAR_DEPTH,
                  backbone_weights: str | None = None) -> None:
         super().__init__()
         if output_stride not in (8, 16):

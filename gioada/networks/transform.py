@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..constants import FAR_DEPTH
 from .common import ResidualBlock, conv_norm_act, init_weights, one_hot_labels
 
 
@@ -26,7 +27,7 @@ class ImageTransformNetwork(nn.Module):
     """
 
     def __init__(self, input_channels: int, output_channels: int, *, width: int = 32, num_blocks: int = 2,
-                 max_depth: float = 80.0, noise_channels: int = 1) -> None:
+                 max_depth: float = FAR_DEPTH, noise_channels: int = 1) -> None:
         super().__init__()
         if input_channels < 6:
             raise ValueError(f"input_channels={input_channels}: expected K + 4 (RGB + K label channels + depth)")

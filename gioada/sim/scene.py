@@ -11,9 +11,10 @@ import math
 import random
 from dataclasses import dataclass, field
 
+from ..constants import FAR_DEPTH
+
 ROAD, BUILDING, POLE, LIGHT, SIGN, VEGETATION, TERRAIN, SKY, CAR, TRUCK = range(10)
 CAMERA_HEIGHT = 1.65
-FAR_DEPTH = 80.0
 LANE_WIDTH = 3.5
 
 # Source: saturated "game" colours. Target: the colours such things have in photographs.

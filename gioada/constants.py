@@ -1,0 +1,10 @@
+"""Numbers that several parts of gioada must agree on, defined once.
+
+``FAR_DEPTH`` is the far plane in metres: the simulator renders sky (and anything beyond) at exactly this
+depth, the networks scale and clamp depth by it, the depth metrics exclude pixels at it (sky, as in
+KITTI's evaluation) and the depth colour maps end there. A model's own ``max_depth`` hyperparameter
+defaults to it; change it here and every part moves together.
+"""
+from __future__ import annotations
+
+FAR_DEPTH = 80.0  # metres
