@@ -46,8 +46,8 @@ def save_png16(path: Path, array: np.ndarray) -> Path:
 
 
 def photo(k: int) -> np.ndarray:
-    """A flat image whose brightness identifies frame k."""
-    return np.full((H, W, 3), 30 + 50 * k, np.uint8)
+    """A flat image whose brightness identifies frame k (k < 8)."""
+    return np.full((H, W, 3), (30 + 50 * k) % 256, np.uint8)
 
 
 def halves(left, right, dtype=np.uint8) -> np.ndarray:
@@ -63,18 +63,24 @@ def depth_cm() -> np.ndarray:
 VK2_COLOURS = {"Car": (255, 127, 80), "Road": (100, 60, 100), "GuardRail": (250, 100, 255)}
 
 
-def make_vkitti2(root: Path, frames: int = 4, colors_txt: bool = True) -> Path:
-    base = root / "Scene01" / "clone"
-    for k in range(frames):
-        save(base / f"frames/rgb/Camera_0/rgb_{k:05d}.jpg", photo(k))
-        labels = halves(VK2_COLOURS["Car"], VK2_COLOURS["Road"])
-        labels[0] = VK2_COLOURS["GuardRail"]  # void in every label space
-        labels[1, 0] = (1, 2, 3)              # a colour no palette lists
-        save(base / f"frames/classSegmentation/Camera_0/classgt_{k:05d}.png", labels)
-        save(base / f"frames/depth/Camera_0/depth_{k:05d}.png", depth_cm())
-    if colors_txt:
-        (base / "colors.txt").write_text("Category r g b\n" + "".join(
-            f"{name} {r} {g} {b}\n" for name, (r, g, b) in VK2_COLOURS.items()))
+def make_vkitti2(root: Path, frames: int = 5, colors_txt: bool = True, per_modality: bool = False,
+                 sequences: tuple[str, ...] = ("Scene01/clone",), colours: dict | None = None) -> Path:
+    """Virtual KITTI 2 with all archives extracted into ``root``, or (``per_modality``) each into its own
+    folder named after the archive, as ``vkitti_2.0.3_rgb/Scene01/clone/...``."""
+    folder = {m: root / (f"vkitti_2.0.3_{m}" if per_modality else "") for m in
+              ("rgb", "classSegmentation", "depth", "textgt")}
+    for seq in sequences:
+        for k in range(frames):
+            save(folder["rgb"] / seq / f"frames/rgb/Camera_0/rgb_{k:05d}.jpg", photo(k))
+            labels = halves(VK2_COLOURS["Car"], VK2_COLOURS["Road"])
+            labels[0] = VK2_COLOURS["GuardRail"]  # void in every label space
+            labels[1, 0] = (1, 2, 3)              # a colour no palette lists
+            save(folder["classSegmentation"] / seq / f"frames/classSegmentation/Camera_0/classgt_{k:05d}.png", labels)
+            save(folder["depth"] / seq / f"frames/depth/Camera_0/depth_{k:05d}.png", depth_cm())
+        if colors_txt:
+            (folder["textgt"] / seq).mkdir(parents=True, exist_ok=True)
+            (folder["textgt"] / seq / "colors.txt").write_text("Category r g b\n" + "".join(
+                f"{name} {r} {g} {b}\n" for name, (r, g, b) in (colours or VK2_COLOURS).items()))
     return root
 
 
@@ -120,7 +126,7 @@ CITY_CLASSES = (7, 26, 23, 21)  # road, car, sky, vegetation: frame k is all cla
 
 
 def make_cityscapes(root: Path) -> Path:
-    for split, city, n in (("train", "aachen", 3), ("val", "frankfurt", 2)):
+    for split, city, n in (("train", "aachen", 3), ("train", "bochum", 2), ("val", "frankfurt", 2)):
         for k in range(n):
             stem = f"{city}_{k:06d}_000019"
             save(root / f"leftImg8bit/{split}/{city}/{stem}_leftImg8bit.png", photo(k))
@@ -191,27 +197,94 @@ def test_gta5_cityscapes_ids_and_no_depth(tmp_path):
 
 def test_kitti_cityscapes_ids_into_vkitti10_and_splits(tmp_path):
     root = make_kitti(tmp_path)
-    train = open_dataset(f"kitti:{root}", "vkitti10", "train", (H, W))
-    val = open_dataset(f"kitti:{root}", "vkitti10", "val", (H, W))
-    assert [f.image.name for f in train.files] == ["000000_10.png", "000001_10.png"]
-    assert [f.image.name for f in val.files] == ["000002_10.png", "000003_10.png"]
-    assert all("training" in str(f.image) for f in train.files + val.files)
+    train, val, test = (open_dataset(f"kitti:{root}", "vkitti10", split, (H, W)) for split in ("train", "val", "test"))
+    assert [f.image.name for f in train.files] == ["000000_10.png", "000001_10.png"]  # half of 200: 100 images
+    assert [f.image.name for f in val.files] == ["000002_10.png"]                      # a quarter: 50
+    assert [f.image.name for f in test.files] == ["000003_10.png"]                     # a quarter: 50
+    assert all("training" in str(f.image) for f in train.files + val.files + test.files)
     _, labels, _ = val[0]
     assert (labels[:, 0] == CAR).all() and (labels[:, -1] == IGNORE_INDEX).all()  # sidewalk: not a vkitti10 class
 
 
-def test_cityscapes_official_splits_pair_images_with_their_own_labels(tmp_path):
+def test_cityscapes_official_val_is_test_and_val_ends_each_training_city(tmp_path):
     root = make_cityscapes(tmp_path)
-    train = open_dataset(f"cityscapes:{root}", "cityscapes19", "train", (H, W))
-    val = open_dataset(f"cityscapes:{root}", "cityscapes19", "val", (H, W))
-    assert len(train) == 3 and len(val) == 2 and all("frankfurt" in f.image.name for f in val.files)
-    for ds in (train, val):
+    train, val, test = (open_dataset(f"cityscapes:{root}", "cityscapes19", split, (H, W))
+                        for split in ("train", "val", "test"))
+    assert [f.image.name[:13] for f in train.files] == ["aachen_000000", "aachen_000001", "bochum_000000"]
+    assert [f.image.name[:13] for f in val.files] == ["aachen_000002", "bochum_000001"]
+    assert all("leftImg8bit/train/" in f.image.as_posix() for f in train.files + val.files)
+    assert len(test) == 2 and all(f.image.as_posix().endswith(f"leftImg8bit/val/frankfurt/{f.image.name}")
+                                  for f in test.files)
+    for ds in (train, val, test):
         for k, f in enumerate(ds.files):
             image, labels, _ = ds[k]
             assert f.labels.name == f.image.name.replace("leftImg8bit", "gtFine_labelIds")
             brightness = round(((image.mean().item() + 1) * 127.5 - 30) / 50)  # the frame index in its name
             name = {7: "road", 26: "car", 23: "sky", 21: "vegetation"}[CITY_CLASSES[brightness]]
             assert (labels == CITYSCAPES19.classes.index(name)).all()
+
+
+def test_vkitti2_unpacked_one_folder_per_archive_reads_like_the_merged_layout(tmp_path):
+    """vkitti_2.0.3_rgb/, vkitti_2.0.3_classSegmentation/, vkitti_2.0.3_depth/ and vkitti_2.0.3_textgt/
+    side by side: the same items as one merged folder, and each sequence's colors.txt from textgt."""
+    merged = make_vkitti2(tmp_path / "merged")
+    apart = make_vkitti2(tmp_path / "apart", per_modality=True, colours={**VK2_COLOURS, "Van": (1, 2, 3)})
+    for split in ("train", "val", "test"):
+        a = open_dataset(f"vkitti2:{merged}", "vkitti10", split, (H, W))
+        b = open_dataset(f"vkitti2:{apart}", "vkitti10", split, (H, W))
+        assert [f.image.name for f in a.files] == [f.image.name for f in b.files] and b.has_labels and b.has_depth
+        assert all("vkitti_2.0.3_depth/Scene01/clone/frames/depth/" in f.depth.as_posix() for f in b.files)
+        (ia, la, da), (ib, lb, db) = a[0], b[0]
+        assert torch.equal(ia, ib) and torch.equal(da, db)
+        assert la[1, 0] == IGNORE_INDEX and lb[1, 0] == CAR  # textgt's colors.txt lists (1, 2, 3) as a Van
+        lb[1, 0] = IGNORE_INDEX
+        assert torch.equal(la, lb)
+    no_textgt = make_vkitti2(tmp_path / "no_textgt", per_modality=True, colors_txt=False)
+    assert open_dataset(f"vkitti2:{no_textgt}", "vkitti10", "test", (H, W))[0][1][1, 0] == IGNORE_INDEX
+
+
+def test_vkitti2_per_archive_folders_missing_one_say_which(tmp_path):
+    root = make_vkitti2(tmp_path, per_modality=True)
+    for f in (root / "vkitti_2.0.3_depth").rglob("*.png"):
+        f.unlink()
+    with pytest.raises(FileNotFoundError, match="(?s)rgb_00000.jpg has no depth file .*vkitti_2.0.3_depth/Scene01/"
+                                                "clone/frames/depth/Camera_0/depth_00000.png.*"
+                                                "depth:  vkitti_\\*_depth/Scene\\*/"):
+        open_dataset(f"vkitti2:{root}", "vkitti10", "train", (H, W))
+
+
+def test_val_and_test_end_every_sequence_and_never_overlap(tmp_path):
+    seqs = ("Scene01/clone", "Scene01/fog", "Scene02/clone")
+    root = make_vkitti2(tmp_path, frames=10, sequences=seqs)
+    frames = {split: {(f.image.parts[-6], f.image.parts[-5], f.image.name)
+                      for f in open_dataset(f"vkitti2:{root}", "vkitti10", split, (H, W)).files}
+              for split in ("train", "val", "test")}
+    assert sum(map(len, frames.values())) == len(set.union(*frames.values())) == 30  # disjoint, all frames
+    for seq in seqs:  # per sequence: the last 10% is test, the 10% before it val; weathers share the frames
+        scene, variation = seq.split("/")
+        assert {n for s, v, n in frames["test"] if (s, v) == (scene, variation)} == {"rgb_00009.jpg"}
+        assert {n for s, v, n in frames["val"] if (s, v) == (scene, variation)} == {"rgb_00008.jpg"}
+    with pytest.raises(ValueError, match="split='all' is invalid"):
+        open_dataset(f"vkitti2:{root}", "vkitti10", "all", (H, W))
+
+
+def test_eval_set_and_the_datamodule_honour_the_split(tmp_path):
+    """Training watches "val"; evaluation (eval_set's default) reads "test", a disjoint part never watched."""
+    from gioada.config import DataConfig
+    from gioada.data import GIOAdaDataModule, eval_set
+    cfg = DataConfig(source=f"vkitti2:{make_vkitti2(tmp_path / 'vk', frames=10)}",
+                     target=f"kitti:{make_kitti(tmp_path / 'kitti', frames=8)}", height=32, width=64, val_scenes=50)
+
+    def names(ds):
+        return {ds.dataset.files[i].image.name for i in ds.indices}
+
+    for domain, test, val in (("target", {"000006_10.png", "000007_10.png"}, {"000004_10.png", "000005_10.png"}),
+                              ("source", {"rgb_00009.jpg"}, {"rgb_00008.jpg"})):
+        assert names(eval_set(cfg, domain)) == names(eval_set(cfg, domain, split="test")) == test
+        assert names(eval_set(cfg, domain, split="val")) == val
+    assert names(GIOAdaDataModule(cfg, steps=1).val_dataloader().dataset) == {"000004_10.png", "000005_10.png"}
+    with pytest.raises(ValueError, match="split='train' is invalid"):
+        eval_set(cfg, "target", split="train")
 
 
 # -- resizing --------------------------------------------------------------------------------------------
@@ -267,7 +340,10 @@ def test_missing_folder_and_empty_folder_name_the_expected_layout(tmp_path):
         open_dataset(f"vkitti2:{tmp_path / 'nowhere'}", "vkitti10", "train", (H, W))
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no images matching leftImg8bit/val/\\*/\\*_leftImg8bit.png"):
-        open_dataset(f"cityscapes:{tmp_path / 'empty'}", "cityscapes19", "val", (H, W))
+        open_dataset(f"cityscapes:{tmp_path / 'empty'}", "cityscapes19", "test", (H, W))  # the official val
+    with pytest.raises(FileNotFoundError, match="(?s)no images matching Scene\\*/.* or vkitti_\\*_rgb/Scene\\*/"
+                                                ".*  or\n  images: vkitti_\\*_rgb/"):
+        open_dataset(f"vkitti2:{tmp_path / 'empty'}", "vkitti10", "train", (H, W))
 
 
 def test_an_image_without_its_label_or_depth_names_both_files(tmp_path):
@@ -276,8 +352,8 @@ def test_an_image_without_its_label_or_depth_names_both_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="rgb_00001.jpg has no label file .*classgt_00001.png"):
         open_dataset(f"vkitti2:{root}", "vkitti10", "train", (H, W))
     root = make_synthia(tmp_path / "synthia", np.zeros((H, W), np.uint16))
-    (root / "Depth/Depth/0000002.png").unlink()
-    with pytest.raises(FileNotFoundError, match="RGB/0000002.png has no depth file .*Depth/Depth/0000002.png"):
+    (root / "Depth/Depth/0000001.png").unlink()
+    with pytest.raises(FileNotFoundError, match="RGB/0000001.png has no depth file .*Depth/Depth/0000001.png"):
         open_dataset(f"synthia:{root}", "synthia16", "train", (H, W))
 
 
@@ -309,7 +385,7 @@ def test_a_few_training_steps_from_vkitti2_to_kitti(tmp_path):
     from gioada.config import DataConfig, ModelConfig, RunConfig
     from gioada.train import train
     data = DataConfig(source=f"vkitti2:{make_vkitti2(tmp_path / 'vkitti2')}",
-                      target=f"kitti:{make_kitti(tmp_path / 'kitti')}", height=32, width=64, batch_size=2,
+                      target=f"kitti:{make_kitti(tmp_path / 'kitti', frames=8)}", height=32, width=64, batch_size=2,
                       val_scenes=2)
     cfg = RunConfig(model=ModelConfig(task_width=8, transform_width=8, disc_width=8, num_steps_per_epoch=2),
                     data=data, steps=2, val_every=2, accelerator="cpu")
@@ -321,7 +397,7 @@ def test_a_few_training_steps_from_vkitti2_to_kitti(tmp_path):
 def test_a_source_without_depth_fine_tunes_with_the_depth_loss_off(tmp_path):
     """GTA5 has no depth: the app's presets, sliders and runs switch λ_depth off instead of refusing."""
     from gioada.config import DataConfig
-    from gioada.explore import ModelRegistry
+    from gioada.registry import ModelRegistry
     from gioada.finetune import FinetuneManager, FinetuneParams, preset
     data = DataConfig(source=f"gta5:{make_gta5(tmp_path / 'gta5')}", target=f"cityscapes:{make_cityscapes(tmp_path)}",
                       label_space="cityscapes19")

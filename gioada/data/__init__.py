@@ -18,15 +18,18 @@ def sim_shift(cfg: DataConfig) -> Shift:
 def eval_set(cfg: DataConfig, domain: str = "target", length: int | None = None, split: str = "test") -> Dataset:
     """Held-out labelled scenes of ``domain`` ("source" or "target"): items ``(image, labels, depth)``.
 
-    ``split``: the simulator's "test" scenes (evaluation) or its disjoint "val" scenes (watched while
-    training). A dataset on disk serves its validation split for both.
+    ``split``: "test" (final numbers, never watched during training) or the disjoint "val" (watched while
+    training): for the simulator two disjoint sets of held-out scenes, for a dataset on disk its split of
+    that name (``gioada.data.real``: the end of each sequence, or Cityscapes' official val as "test").
     """
+    if split not in ("val", "test"):
+        raise ValueError(f"split={split!r} is invalid: expected 'test' (evaluation) or 'val' (watched while training)")
     n = cfg.val_scenes if length is None else length
     if domain == "source" and cfg.source == "sim" or domain == "target" and cfg.target == "sim":
         return SimEvalSet(n, cfg.height, cfg.width, sim_shift(cfg), domain, split)
     from .real import open_dataset, as_eval_set
     spec = cfg.source if domain == "source" else cfg.target
-    return as_eval_set(open_dataset(spec, cfg.label_space, split="val", size=(cfg.height, cfg.width), train=False), n)
+    return as_eval_set(open_dataset(spec, cfg.label_space, split, size=(cfg.height, cfg.width), train=False), n)
 
 
 def train_set(cfg: DataConfig, length: int, seed: int) -> Dataset:

@@ -1,7 +1,7 @@
 """Datasets on disk, read in their official folder layouts and file formats.
 
 A dataset is named by a spec ``"KIND:PATH"``, e.g. ``"vkitti2:/data/vkitti2"``; the kinds are ``KINDS``
-and their layouts ``LAYOUTS`` (docs/datasets.md shows each as a folder tree). An item is
+and the layouts each accepts ``LAYOUTS`` (docs/datasets.md shows each as a folder tree). An item is
 
     (image 3×H×W float32 in [-1, 1], labels H×W int64, depth 1×H×W float32 metres)
 
@@ -13,9 +13,13 @@ and their layouts ``LAYOUTS`` (docs/datasets.md shows each as a folder tree). An
   without depth (GTA5, KITTI, Cityscapes) give zeros and ``has_depth = False``: zero means "no ground
   truth" (depth metrics skip it), and a source without depth must train with ``lam_depth = 0``
   (see :func:`source_has_depth`).
-- **splits**: Cityscapes has official ``train``/``val`` folders. Elsewhere the last 10% of the frames
-  of every sequence (KITTI: the last half of its 200 labelled images) are ``val`` and the rest
-  ``train``, so neighbouring video frames never straddle the two.
+- **splits** (``SPLITS``): ``train`` for training, ``val`` watched while training, ``test`` for the final
+  numbers and never watched. Each sequence ends with its ``test`` frames (the last 10%), preceded by its
+  ``val`` frames (the 10% before), so only one boundary per sequence separates two splits, and the
+  variations of a Virtual KITTI scene (same frames, other weather) share it. KITTI's 200 labelled
+  images: 100 ``train``, 50 ``val``, 50 ``test``. Cityscapes' official test labels are not public, so
+  its official ``val`` folder is ``test`` (the number papers report) and ``val`` is the last 10% of
+  each city of its official ``train`` folder.
 - **size**: images are resampled bilinearly, labels and depth by nearest neighbour (no new class ids,
   no depth mixed across object boundaries), all over one window of the frame with the output's aspect
   ratio: the centre window for evaluation, a random one, seeded by (seed, index), for training.
@@ -38,7 +42,7 @@ from .mappings import (CITYSCAPES_IDS, SYNTHIA_IDS, VKITTI2_COLOURS, VKITTI_CATE
                        lookup_colours)
 from .synthetic import image_to_tensor
 
-SPLITS = ("train", "val")
+SPLITS = ("train", "val", "test")
 Window = tuple[float, float, float, float]  # x0, y0, x1, y1 as fractions of the frame
 CENTIMETRE = 0.01  # every depth map here is a 16-bit PNG in centimetres
 
@@ -54,35 +58,55 @@ class Layout:
     depth: str | None = None          # 16-bit PNG, centimetres
     palette: str | None = None        # colour-coded labels: the file giving each colour's category
     default_colours: Mapping | None = None  # colours -> categories where that file is absent
-    val_fraction: float = 0.1         # last part of each sequence that is "val"; 0: official {split} folders
+    test_fraction: float = 0.1        # the last part of each sequence is "test"
+    val_fraction: float = 0.1         # and the part before it "val"; the rest is "train"
+    folders: Mapping[str, str] | None = None  # official {split} folder of each split; splits sharing one
+                                              # divide it by the fractions above
+
+    def folder(self, split: str) -> str | None:
+        return None if self.folders is None else self.folders[split]
+
+    def sharing(self, split: str) -> tuple[str, ...]:
+        """The splits read from the same frames as ``split`` (divided among them by the fractions)."""
+        return tuple(s for s in SPLITS if self.folder(s) == self.folder(split))
 
 
-LAYOUTS: dict[str, Layout] = {
-    # Virtual KITTI 2: all archives (rgb, classSegmentation, depth, textgt) extracted into one folder.
-    "vkitti2": Layout(
-        image="Scene{scene}/{variation}/frames/rgb/Camera_0/rgb_{frame}.jpg",
-        labels="Scene{scene}/{variation}/frames/classSegmentation/Camera_0/classgt_{frame}.png",
-        depth="Scene{scene}/{variation}/frames/depth/Camera_0/depth_{frame}.png",
-        palette="Scene{scene}/{variation}/colors.txt",
-        classes=VKITTI_CATEGORIES, default_colours=VKITTI2_COLOURS),
+_VKITTI2 = dict(classes=VKITTI_CATEGORIES, default_colours=VKITTI2_COLOURS)
+# Each kind's accepted layouts, tried in order: the first with images under the root is read.
+LAYOUTS: dict[str, tuple[Layout, ...]] = {
+    "vkitti2": (
+        # Virtual KITTI 2: all archives (rgb, classSegmentation, depth, textgt) extracted into one folder,
+        Layout(image="Scene{scene}/{variation}/frames/rgb/Camera_0/rgb_{frame}.jpg",
+               labels="Scene{scene}/{variation}/frames/classSegmentation/Camera_0/classgt_{frame}.png",
+               depth="Scene{scene}/{variation}/frames/depth/Camera_0/depth_{frame}.png",
+               palette="Scene{scene}/{variation}/colors.txt", **_VKITTI2),
+        # or each into its own folder named after the archive (vkitti_2.0.3_rgb/, ...).
+        Layout(image="vkitti_{version}_rgb/Scene{scene}/{variation}/frames/rgb/Camera_0/rgb_{frame}.jpg",
+               labels="vkitti_{version}_classSegmentation/Scene{scene}/{variation}/frames/classSegmentation/"
+                      "Camera_0/classgt_{frame}.png",
+               depth="vkitti_{version}_depth/Scene{scene}/{variation}/frames/depth/Camera_0/depth_{frame}.png",
+               palette="vkitti_{version}_textgt/Scene{scene}/{variation}/colors.txt", **_VKITTI2)),
     # Virtual KITTI 1.3.1: colours are per instance ("Car:12 r g b"), so each sequence's encoding is read.
-    "vkitti1": Layout(
+    "vkitti1": (Layout(
         image="vkitti_1.3.1_rgb/{world}/{variation}/{frame}.png",
         labels="vkitti_1.3.1_scenegt/{world}/{variation}/{frame}.png",
         depth="vkitti_1.3.1_depthgt/{world}/{variation}/{frame}.png",
         palette="vkitti_1.3.1_scenegt/{world}_{variation}_scenegt_rgb_encoding.txt",
-        classes=VKITTI_CATEGORIES),
+        classes=VKITTI_CATEGORIES),),
     # SYNTHIA-RAND-CITYSCAPES (the RAND_CITYSCAPES folder): 16-bit labels with the class id in the first
     # channel; 16-bit depth (centimetres) in every channel.
-    "synthia": Layout(image="RGB/{frame}.png", labels="GT/LABELS/{frame}.png", depth="Depth/Depth/{frame}.png",
-                      classes=SYNTHIA_IDS),
-    "gta5": Layout(image="images/{frame}.png", labels="labels/{frame}.png", classes=CITYSCAPES_IDS),
-    # KITTI semantic segmentation (data_semantics): only training/ has labels; testing/ is not used.
-    "kitti": Layout(image="training/image_2/{frame}.png", labels="training/semantic/{frame}.png",
-                    classes=CITYSCAPES_IDS, val_fraction=0.5),
-    "cityscapes": Layout(image="leftImg8bit/{split}/{city}/{frame}_leftImg8bit.png",
-                         labels="gtFine/{split}/{city}/{frame}_gtFine_labelIds.png",
-                         classes=CITYSCAPES_IDS, val_fraction=0.0),
+    "synthia": (Layout(image="RGB/{frame}.png", labels="GT/LABELS/{frame}.png", depth="Depth/Depth/{frame}.png",
+                       classes=SYNTHIA_IDS),),
+    "gta5": (Layout(image="images/{frame}.png", labels="labels/{frame}.png", classes=CITYSCAPES_IDS),),
+    # KITTI semantic segmentation (data_semantics): only training/ has labels (testing/'s are not public,
+    # and it is not read): 100 train, 50 val, 50 test.
+    "kitti": (Layout(image="training/image_2/{frame}.png", labels="training/semantic/{frame}.png",
+                     classes=CITYSCAPES_IDS, val_fraction=0.25, test_fraction=0.25),),
+    # Cityscapes' official test labels are not public: its official val is our test (what papers report),
+    # and our val is the last 10% of each city of the official train folder.
+    "cityscapes": (Layout(image="leftImg8bit/{split}/{city}/{frame}_leftImg8bit.png",
+                          labels="gtFine/{split}/{city}/{frame}_gtFine_labelIds.png", classes=CITYSCAPES_IDS,
+                          folders={"train": "train", "val": "train", "test": "val"}, test_fraction=0.0),),
 }
 KINDS = tuple(LAYOUTS)
 
@@ -109,12 +133,12 @@ def parse_spec(spec: str) -> tuple[str, Path]:
 
 def source_has_depth(spec: str) -> bool:
     """Whether source ``spec`` ("sim" or "KIND:PATH") gives depth; train with ``lam_depth = 0`` when not."""
-    return spec == "sim" or LAYOUTS[parse_spec(spec)[0]].depth is not None
+    return spec == "sim" or LAYOUTS[parse_spec(spec)[0]][0].depth is not None
 
 
 def open_dataset(spec: str, label_space: str, split: str, size: tuple[int, int], train: bool = False,
                  seed: int = 0, crop: tuple[int, int] | None = None) -> "FolderDataset":
-    """The ``split`` ("train" or "val") of dataset ``spec`` ("KIND:PATH") at the native ``size`` (H, W),
+    """The ``split`` ("train", "val" or "test") of dataset ``spec`` ("KIND:PATH") at the native ``size`` (H, W),
     labelled in ``label_space``; ``train`` places windows at random (seeded by ``seed`` and the index)
     instead of centrally, and then serves a random ``crop`` (h, w) of the native frame when given."""
     kind, root = parse_spec(spec)
@@ -136,8 +160,10 @@ class FolderDataset(Dataset):
         if crop is not None and not (0 < crop[0] <= self.size[0] and 0 < crop[1] <= self.size[1]):
             raise ValueError(f"crop={crop!r} is invalid: expected (height, width) within the frame {self.size}")
         self.out_size = (int(crop[0]), int(crop[1])) if train and crop else self.size   # what items hold
-        self.layout = layout = LAYOUTS[kind]
-        self.files = self._find_files()
+        self.layout: Layout | None = None  # which of the kind's accepted layouts the folder has
+        self.layout, frames = self._find_frames()
+        layout = self.layout
+        self.files = self._find_files(frames)
         self.has_labels = self.files[0].labels is not None
         self.has_depth = layout.depth is not None
         if layout.palette is None:
@@ -165,34 +191,52 @@ class FolderDataset(Dataset):
         return self._image(self.files[i], rng)[0]
 
     def expected_layout(self) -> str:
-        """The file patterns this dataset reads, for error messages."""
-        fixed = self._fixed()
-        lines = [f"  images: {_glob(self.layout.image, **fixed)}", f"  labels: {_glob(self.layout.labels, **fixed)}"]
-        if self.layout.depth:
-            lines.append(f"  depth:  {_glob(self.layout.depth, **fixed)}")
-        return f"{self.kind} layout under {self.root} (see docs/datasets.md):\n" + "\n".join(lines)
+        """The file patterns this dataset reads (all the accepted layouts until one is found), for errors."""
+        layouts = LAYOUTS[self.kind] if self.layout is None else (self.layout,)
+        blocks = []
+        for layout in layouts:
+            fixed = self._fixed(layout)
+            lines = [f"  images: {_glob(layout.image, **fixed)}", f"  labels: {_glob(layout.labels, **fixed)}"]
+            if layout.depth:
+                lines.append(f"  depth:  {_glob(layout.depth, **fixed)}")
+            blocks.append("\n".join(lines))
+        return (f"{self.kind} layout under {self.root} (see docs/datasets.md):\n"
+                + "\n  or\n".join(blocks))
 
     # -- listing -----------------------------------------------------------------------------------
-    def _fixed(self) -> dict[str, str]:
-        return {"split": self.split} if self.layout.val_fraction == 0 else {}
+    def _fixed(self, layout: Layout) -> dict[str, str]:
+        return {} if layout.folders is None else {"split": layout.folder(self.split)}
 
-    def _find_files(self) -> list[SampleFiles]:
-        layout, root = self.layout, self.root
+    def _find_frames(self) -> tuple[Layout, list[dict[str, str]]]:
+        """The first accepted layout with images under the root, and the fields of this split's frames."""
+        root = self.root
         if not root.is_dir():
             raise FileNotFoundError(f"{root} is not a folder; expected the {self.expected_layout()}")
-        pattern = _glob(layout.image, **self._fixed())
-        parse = _regex(layout.image)
-        frames = [m.groupdict() for p in sorted(root.glob(pattern))
-                  if (m := parse.fullmatch(p.relative_to(root).as_posix()))]
-        if not frames:
-            raise FileNotFoundError(f"no images matching {pattern} under {root}; expected the {self.expected_layout()}")
-        if layout.val_fraction:
-            frames = _split(frames, self.split, layout.val_fraction)
+        for layout in LAYOUTS[self.kind]:
+            parse = _regex(layout.image)
+            frames = [m.groupdict() for p in sorted(root.glob(_glob(layout.image, **self._fixed(layout))))
+                      if (m := parse.fullmatch(p.relative_to(root).as_posix()))]
+            if frames:
+                break
+        else:
+            patterns = " or ".join(_glob(layout.image, **self._fixed(layout)) for layout in LAYOUTS[self.kind])
+            raise FileNotFoundError(f"no images matching {patterns} under {root}; expected the "
+                                    f"{self.expected_layout()}")
+        sharing = layout.sharing(self.split)
+        if len(sharing) > 1:
+            val, test = (layout.val_fraction if "val" in sharing else 0), (layout.test_fraction if "test" in sharing else 0)
+            frames = _split(frames, self.split, val, test)
             if not frames:
-                raise FileNotFoundError(f"the {self.split!r} split of {root} is empty: every sequence is too short "
-                                        f"to split (the last {layout.val_fraction:.0%} of each is 'val')")
+                raise FileNotFoundError(
+                    f"the {self.split!r} split of {root} is empty: every sequence is too short to split (the last "
+                    f"{test:.0%} of each is 'test', the {val:.0%} before it 'val', the rest 'train')")
+        return layout, frames
+
+    def _find_files(self, frames: list[dict[str, str]]) -> list[SampleFiles]:
+        layout = self.layout
         labels = self._partners(layout.labels, frames, "label", required=False)
         depths = self._partners(layout.depth, frames, "depth", required=True) if layout.depth else None
+        root = self.root
         return [SampleFiles(root / layout.image.format(**f), labels[k] if labels else None,
                             depths[k] if depths else None,
                             root / layout.palette.format(**f) if layout.palette else None)
@@ -201,7 +245,7 @@ class FolderDataset(Dataset):
     def _partners(self, template: str, frames: list[dict[str, str]], what: str, required: bool) -> list[Path] | None:
         """Each frame's ``what`` file: all of them, or None where none exists and they are not ``required``."""
         paths = [self.root / template.format(**f) for f in frames]
-        found = set(self.root.glob(_glob(template, **self._fixed())))
+        found = set(self.root.glob(_glob(template, **self._fixed(self.layout))))
         missing = [k for k, p in enumerate(paths) if p not in found]
         if not missing:
             return paths
@@ -388,15 +432,18 @@ def _regex(template: str) -> re.Pattern:
     return re.compile("".join(f"(?P<{p}>[^/]+)" if k % 2 else re.escape(p) for k, p in enumerate(parts)))
 
 
-def _split(frames: list[dict[str, str]], split: str, val_fraction: float) -> list[dict[str, str]]:
-    """The ``split`` part of sorted ``frames``: the last ceil(val_fraction·n) frames of each sequence are "val"."""
+def _split(frames: list[dict[str, str]], split: str, val_fraction: float, test_fraction: float
+           ) -> list[dict[str, str]]:
+    """The ``split`` part of sorted ``frames``: of each sequence of n frames, the last ceil(test_fraction·n)
+    are "test", the ceil(val_fraction·n) before them "val" (as many as remain) and the rest "train"."""
     sequences: dict[tuple[str, ...], list[dict[str, str]]] = {}
     for f in frames:
         sequences.setdefault(tuple(v for k, v in f.items() if k != "frame"), []).append(f)
     out = []
     for seq in sequences.values():
-        first_val = len(seq) - math.ceil(val_fraction * len(seq))
-        out += seq[first_val:] if split == "val" else seq[:first_val]
+        first_test = len(seq) - math.ceil(test_fraction * len(seq))
+        first_val = max(0, first_test - math.ceil(val_fraction * len(seq)))
+        out += {"train": seq[:first_val], "val": seq[first_val:first_test], "test": seq[first_test:]}[split]
     return out
 
 
