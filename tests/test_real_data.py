@@ -266,6 +266,12 @@ def test_val_and_test_end_every_sequence_and_never_overlap(tmp_path):
         assert {n for s, v, n in frames["val"] if (s, v) == (scene, variation)} == {"rgb_00008.jpg"}
     with pytest.raises(ValueError, match="split='all' is invalid"):
         open_dataset(f"vkitti2:{root}", "vkitti10", "all", (H, W))
+    short = make_vkitti2(tmp_path / "short", frames=2)  # one test frame, one val frame, no training frame
+    assert len(open_dataset(f"vkitti2:{short}", "vkitti10", "val", (H, W))) == 1
+    with pytest.raises(FileNotFoundError, match="'train' split of .*short is empty: every sequence is too short to "
+                                                "split \\(each ends with 'test' \\(its last 10%\\) after 'val' "
+                                                "\\(10%\\); the rest is 'train'\\)"):
+        open_dataset(f"vkitti2:{short}", "vkitti10", "train", (H, W))
 
 
 def test_eval_set_and_the_datamodule_honour_the_split(tmp_path):

@@ -15,14 +15,15 @@ and the layouts each accepts ``LAYOUTS`` (docs/datasets.md shows each as a folde
   (see :func:`source_has_depth`).
 - **splits** (``SPLITS``): ``train`` for training, ``val`` watched while training, ``test`` for the final
   numbers and never watched. Each sequence ends with its ``test`` frames (the last 10%), preceded by its
-  ``val`` frames (the 10% before), so only one boundary per sequence separates two splits, and the
-  variations of a Virtual KITTI scene (same frames, other weather) share it. KITTI's 200 labelled
-  images: 100 ``train``, 50 ``val``, 50 ``test``. Cityscapes' official test labels are not public, so
-  its official ``val`` folder is ``test`` (the number papers report) and ``val`` is the last 10% of
-  each city of its official ``train`` folder.
+  ``val`` frames (the 10% before), so neighbouring frames share a split but at two boundaries per
+  sequence, and the variations of a Virtual KITTI scene (same frames, other weather) are cut alike.
+  KITTI's 200 labelled images: 100 ``train``, 50 ``val``, 50 ``test``. Cityscapes' official test labels
+  are not public, so its official ``val`` folder is ``test`` (the number papers report) and ``val`` is
+  the last 10% of each city of its official ``train`` folder.
 - **size**: images are resampled bilinearly, labels and depth by nearest neighbour (no new class ids,
   no depth mixed across object boundaries), all over one window of the frame with the output's aspect
-  ratio: the centre window for evaluation, a random one, seeded by (seed, index), for training.
+  ratio: the centre window for evaluation, a random one, seeded by (seed, index), for training, which
+  then serves a random ``crop`` of the frame at that size.
 """
 from __future__ import annotations
 
@@ -223,13 +224,15 @@ class FolderDataset(Dataset):
             raise FileNotFoundError(f"no images matching {patterns} under {root}; expected the "
                                     f"{self.expected_layout()}")
         sharing = layout.sharing(self.split)
-        if len(sharing) > 1:
-            val, test = (layout.val_fraction if "val" in sharing else 0), (layout.test_fraction if "test" in sharing else 0)
+        if len(sharing) > 1:  # splits read from the same folder divide each sequence: train, val, test
+            val = layout.val_fraction if "val" in sharing else 0.0
+            test = layout.test_fraction if "test" in sharing else 0.0
             frames = _split(frames, self.split, val, test)
             if not frames:
-                raise FileNotFoundError(
-                    f"the {self.split!r} split of {root} is empty: every sequence is too short to split (the last "
-                    f"{test:.0%} of each is 'test', the {val:.0%} before it 'val', the rest 'train')")
+                ends = " after ".join(f"{s!r} (its last {f:.0%})" if s == "test" or not test else f"{s!r} ({f:.0%})"
+                                      for s, f in (("test", test), ("val", val)) if f)
+                raise FileNotFoundError(f"the {self.split!r} split of {root} is empty: every sequence is too short "
+                                        f"to split (each ends with {ends}; the rest is 'train')")
         return layout, frames
 
     def _find_files(self, frames: list[dict[str, str]]) -> list[SampleFiles]:
