@@ -2,6 +2,9 @@
 
 :func:`load_upload` turns any readable image file into an upright H×W×3 uint8 RGB array, or refuses it
 with a ValueError that says why; :func:`fit_to` centre-crops and resizes it to the models' H×W.
+
+Every upload is downscaled in the mode it was decoded in, before any conversion, so the
+memory an upload costs is the decoded image plus a small working copy (about 200 MB at the most).
 """
 from __future__ import annotations
 
@@ -64,7 +67,7 @@ def load_upload(data: bytes | str | Path, *, max_bytes: int = MAX_UPLOAD_BYTES) 
             raise ValueError(f"the image is {w}×{h} = {w * h / 1e6:.0f} megapixels: too large to decode safely "
                              f"(at most {MAX_HEADER_PIXELS / 1e6:.0f} MP for a JPEG, {MAX_DECODE_PIXELS / 1e6:.0f} MP "
                              "for other formats); please downscale it first")
-        if w * h > WORK_PIXELS and im.format == "JPEG":
+        if w * h > WORK_PIXELS and im.format in ("JPEG", "MPO"):
             # Decode a JPEG at 1/2, 1/4 or 1/8 scale directly: a 100 MP photo never exists in memory.
             im.draft("RGB", _fit_pixels(w, h, WORK_PIXELS))
         dw, dh = im.size
@@ -79,13 +82,15 @@ def load_upload(data: bytes | str | Path, *, max_bytes: int = MAX_UPLOAD_BYTES) 
             raise ValueError(f"the image could not be decoded: the file looks truncated or corrupt ({e})") from None
         except Image.DecompressionBombError as e:
             raise ValueError(f"the image is far too large to decode safely ({e})") from None
+    if im.width * im.height > WORK_PIXELS:
+        # Downscale first, in the decoded mode (16-bit, float, palette...): every later copy is small.
+        # BOX averages each output pixel's whole footprint (no aliasing) in two passes of modest size.
+        im = _shrink(im, WORK_PIXELS)
     im = _to_rgb_or_rgba(im)
     try:
         im = ImageOps.exif_transpose(im)
     except Exception:  # noqa: BLE001 - a malformed EXIF block is the uploader's, not a bug: keep the pixels as stored
         pass
-    if im.width * im.height > WORK_PIXELS:
-        im.thumbnail(_fit_pixels(im.width, im.height, WORK_PIXELS), Image.Resampling.BILINEAR, reducing_gap=2.0)
     if im.mode == "RGBA":
         # Transparent areas become mid-grey: neither black nor white, which both read as strong evidence.
         background = Image.new("RGBA", im.size, (128, 128, 128, 255))
@@ -98,11 +103,27 @@ def _fit_pixels(w: int, h: int, pixels: int) -> tuple[int, int]:
     return max(1, int(w * s)), max(1, int(h * s))
 
 
+def _shrink(im: Image.Image, pixels: int) -> Image.Image:
+    """``im`` averaged down to at most ``pixels`` pixels, in its own mode, with small working copies."""
+    w, h = im.size
+    if im.mode in ("RGBA", "LA"):
+        # Pillow premultiplies alpha in a full-size copy before resampling: reduce band by band instead.
+        k = math.ceil(math.sqrt(w * h / pixels))
+        band = 128 * k
+        out = Image.new(im.mode, (math.ceil(w / k), math.ceil(h / k)))
+        for y in range(0, h, band):
+            out.paste(im.crop((0, y, w, min(h, y + band))).reduce(k), (0, y // k))
+        im = out
+        if im.width * im.height <= pixels:
+            return im
+    return im.resize(_fit_pixels(im.width, im.height, pixels), Image.Resampling.BOX)
+
+
 def _to_rgb_or_rgba(im: Image.Image) -> Image.Image:
-    """Any decodable mode -> "RGB" or "RGBA" (8 bits per channel)."""
+    """Any decodable mode -> "RGB" or "RGBA" (8 bits per channel). Called on the downscaled image."""
     mode = im.mode
     if mode.startswith("I;16") or mode in ("I", "F"):
-        a = np.asarray(im, dtype=np.float64)
+        a = np.asarray(im, dtype=np.float32)
         if mode.startswith("I;16"):
             a = a / 257.0                                     # 16-bit -> 8-bit
         else:                                                 # 32-bit int or float: stretch its own range

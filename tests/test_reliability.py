@@ -1,0 +1,81 @@
+"""Reliability under hostile or unlucky use (issue 13): bounded memory per upload, no external decoders,
+Host check, refusal of runs that cannot fit, clean recovery after a kill, clean messages, Stop while
+preparing."""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gioada.uploads import load_upload  # noqa: E402
+
+
+def _image_bytes(im: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------------
+# 1. Memory per upload is bounded whatever the format
+# ---------------------------------------------------------------------------------------------------
+# Runs in a fresh interpreter: builds the file, then resets the kernel's peak-RSS mark (clear_refs 5) and
+# prints how far load_upload raised the peak above the resident memory before it. RSS, not tracemalloc:
+# Pillow decodes with malloc, which tracemalloc does not see.
+_PEAK = textwrap.dedent("""
+    import io, sys
+    sys.path.insert(0, {root!r})
+    import numpy as np
+    from PIL import Image
+    from gioada.uploads import load_upload
+
+    def kb(field):
+        for line in open("/proc/self/status"):
+            if line.startswith(field):
+                return int(line.split()[1])
+
+    kind = sys.argv[1]
+    buf = io.BytesIO()
+    if kind == "png16":
+        Image.new("I;16", (7000, 7000), 1000).save(buf, "PNG")
+    elif kind == "tiff-float":
+        Image.new("F", (7000, 7000), 0.5).save(buf, "TIFF", compression="tiff_adobe_deflate")
+    elif kind == "png-rgba":
+        Image.new("RGBA", (7000, 7000), (10, 20, 30, 40)).save(buf, "PNG")
+    data = buf.getvalue()
+    del buf
+    load_upload({small!r})                              # warm up: plugins, numpy paths
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")                                    # the peak (VmHWM) restarts from the current RSS
+    base = kb("VmRSS")
+    image = load_upload(data)
+    print(len(data), (kb("VmHWM") - base) * 1024, image.shape)
+""")
+
+
+def _peak_upload_memory(kind: str) -> tuple[int, int]:
+    small = _image_bytes(Image.new("I;16", (64, 64), 1000), "PNG")
+    code = _PEAK.format(root=str(ROOT), small=small)
+    out = subprocess.run([sys.executable, "-c", code, kind], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    size, peak, _ = out.stdout.split(maxsplit=2)
+    return int(size), int(peak)
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc peak-RSS reset")
+@pytest.mark.parametrize("kind", ["png16", "tiff-float", "png-rgba"])
+def test_upload_memory_is_bounded_whatever_the_format(kind):
+    size, peak = _peak_upload_memory(kind)
+    if kind == "png16":
+        assert size < 200_000                           # the issue's file: ~93 KB on disk, 49 MP
+    assert peak <= 300 * 2**20, f"{kind}: decoding raised memory by {peak / 2**20:.0f} MB (budget 300 MB)"
