@@ -3,7 +3,8 @@
 :func:`load_upload` turns any readable image file into an upright H×W×3 uint8 RGB array, or refuses it
 with a ValueError that says why; :func:`fit_to` centre-crops and resizes it to the models' H×W.
 
-Every upload is downscaled in the mode it was decoded in, before any conversion, so the
+Only the formats in :data:`ACCEPTED` are ever decoded (Pillow would hand EPS/PS to Ghostscript, an external
+program), and every upload is downscaled in the mode it was decoded in, before any conversion, so the
 memory an upload costs is the decoded image plus a small working copy (about 200 MB at the most).
 """
 from __future__ import annotations
@@ -23,6 +24,9 @@ MAX_DECODE_PIXELS = 50_000_000           # at most ~200 MB once decoded as RGBA
 MAX_HEADER_PIXELS = 1_000_000_000        # JPEGs above MAX_DECODE_PIXELS are decoded at 1/2..1/8 scale (draft)
 WORK_PIXELS = 2_000_000                  # uploads are downscaled to this before anything else
 MIN_SIDE = 16
+# Formats decoded by Pillow's own code. "JPEG" includes MPO (a camera's JPEG with a second image).
+ACCEPTED = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+ACCEPTED_TEXT = "PNG, JPEG, WebP, GIF, BMP or TIFF"
 
 
 def load_upload(data: bytes | str | Path, *, max_bytes: int = MAX_UPLOAD_BYTES) -> np.ndarray:
@@ -51,10 +55,12 @@ def load_upload(data: bytes | str | Path, *, max_bytes: int = MAX_UPLOAD_BYTES) 
         # PIL only warns between 89 and 179 MP; we want a clear refusal instead, checked below.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            im = Image.open(io.BytesIO(data))
+            im = Image.open(io.BytesIO(data), formats=ACCEPTED)
         except UnidentifiedImageError:
-            raise ValueError("this file is not an image we can read (PNG, JPEG, WebP, BMP, TIFF or GIF); "
-                             "it may be corrupt") from None
+            other = _format_name(data)
+            if other:
+                raise ValueError(f"{other} files are not accepted: please upload {ACCEPTED_TEXT}") from None
+            raise ValueError(f"this file is not an image we can read ({ACCEPTED_TEXT}); it may be corrupt") from None
         except Image.DecompressionBombError as e:
             raise ValueError(f"the image is far too large to decode safely ({e})") from None
         except (OSError, SyntaxError, ValueError) as e:
@@ -117,6 +123,17 @@ def _shrink(im: Image.Image, pixels: int) -> Image.Image:
         if im.width * im.height <= pixels:
             return im
     return im.resize(_fit_pixels(im.width, im.height, pixels), Image.Resampling.BOX)
+
+
+def _format_name(data: bytes) -> str | None:
+    """The name of the (refused) format ``data`` is in, from its header only: nothing is decoded."""
+    Image.init()
+    others = [f for f in Image.OPEN if f not in ACCEPTED]
+    try:
+        with Image.open(io.BytesIO(data), formats=others) as im:   # header parsing, in Python; never load()
+            return im.format
+    except Exception:  # noqa: BLE001 - any failure just means "unknown format", reported as such
+        return None
 
 
 def _to_rgb_or_rgba(im: Image.Image) -> Image.Image:

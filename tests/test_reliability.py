@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import EpsImagePlugin, Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -79,3 +79,29 @@ def test_upload_memory_is_bounded_whatever_the_format(kind):
     if kind == "png16":
         assert size < 200_000                           # the file: ~93 KB on disk, 49 MP
     assert peak <= 300 * 2**20, f"{kind}: decoding raised memory by {peak / 2**20:.0f} MB (budget 300 MB)"
+
+
+# ---------------------------------------------------------------------------------------------------
+# 2. No uploaded byte reaches an external program
+# ---------------------------------------------------------------------------------------------------
+def test_eps_is_refused_by_name_and_never_reaches_ghostscript(monkeypatch):
+    calls = []
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(EpsImagePlugin, "has_ghostscript", lambda: True)
+    eps = _image_bytes(Image.new("RGB", (64, 64), (200, 0, 0)), "EPS")
+    with pytest.raises(ValueError, match="EPS files are not accepted"):
+        load_upload(eps)
+    assert calls == []
+
+
+@pytest.mark.parametrize("fmt", ["PPM", "ICO", "TGA", "PCX"])
+def test_formats_outside_the_allow_list_are_refused_by_name(fmt):
+    data = _image_bytes(Image.new("RGB", (64, 64), (0, 90, 200)), fmt)
+    with pytest.raises(ValueError, match=f"{fmt} files are not accepted.*PNG, JPEG, WebP, GIF, BMP or TIFF"):
+        load_upload(data)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF"])
+def test_allowed_formats_still_load(fmt):
+    image = load_upload(_image_bytes(Image.new("RGB", (64, 48), (0, 90, 200)), fmt))
+    assert image.shape == (48, 64, 3)
