@@ -6,9 +6,10 @@ PY := $(VENV)/bin/python
 
 .PHONY: run test install browser bench assets clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# gioada is installed editable (pyproject.toml), with its pins from requirements.txt and the test tools.
+$(VENV)/.installed: pyproject.toml requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt -e .
 	@# Compile the simulator's kernels once now (numba caches them), so the app starts in seconds.
 	$(PY) -c "from gioada.sim import render; render(0, 'target', 32, 96)"
 	touch $@
@@ -31,7 +32,7 @@ bench: install
 	$(PY) bench/bench_sim.py
 	$(PY) bench/bench_train.py
 	$(PY) bench/bench_inference.py
-	$(PY) bench/bench_load.py
+	$(PY) -m bench.bench_load
 
 # The shipped models (assets/): the ablation, all on the simulator at its default shift. They train into
 # runs/assets-new/ and replace assets/ only once all six are done (git keeps the old ones).

@@ -8,20 +8,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
 
-import torch  # noqa: E402
-
-from gioada.checkpoint import build_model  # noqa: E402
-from gioada.config import RunConfig  # noqa: E402
-from gioada.data import sample_to_tensors  # noqa: E402
-from gioada.inference import pick_device  # noqa: E402
-from gioada.pretrained import available, load_pretrained  # noqa: E402
-from gioada.sim import Shift, render  # noqa: E402
+from gioada.checkpoint import build_model
+from gioada.config import RunConfig
+from gioada.data import sample_to_tensors
+from gioada.inference import pick_device
+from gioada.pretrained import available, load_pretrained
+from gioada.sim import Shift, render
 
 
 @torch.no_grad()

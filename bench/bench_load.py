@@ -5,7 +5,7 @@ default run through the API, then has N clients each call /explore once, all at 
 prints their latencies. Also checks that a second Start is refused while the run trains, and times the
 default run itself.
 
-    python bench/bench_load.py [--clients 16]
+    python -m bench.bench_load [--clients 16]      # from the checkout's root: it imports app.py
 """
 from __future__ import annotations
 
@@ -14,19 +14,15 @@ import html
 import os
 import re
 import statistics
-import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from gradio_client import Client
 
-from gradio_client import Client  # noqa: E402
-
-import app  # noqa: E402
-from gioada.finetune import FinetuneParams  # noqa: E402
-from gioada.inference import pick_device  # noqa: E402
+import app
+from gioada.finetune import FinetuneParams
+from gioada.inference import pick_device
 
 
 def main() -> None:

@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from gioada.sim import render  # noqa: E402
+from gioada.sim import render
 
 
 def rate(domain: str, height: int, width: int, n: int) -> float:

@@ -17,18 +17,15 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from gioada import GIOAda, ModelConfig  # noqa: E402
-from gioada.module import FAKE, REAL, bce, frozen  # noqa: E402
+from gioada import GIOAda, ModelConfig
+from gioada.module import FAKE, REAL, bce, frozen
 
 # (name, height, width, batch): the app's default fine-tune and the shipped models' training.
 SETTINGS = (("default fine-tune", 48, 144, 4), ("shipped models", 64, 192, 8))

@@ -19,17 +19,14 @@ import subprocess
 import sys
 import time
 import warnings
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, TensorDataset
 
-import pytorch_lightning as pl  # noqa: E402
-import torch  # noqa: E402
-from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
-
-from gioada import GIOAda, ModelConfig  # noqa: E402
-from gioada.inference import pick_device  # noqa: E402
-from gioada.train import quiet_lightning  # noqa: E402
+from gioada import GIOAda, ModelConfig
+from gioada.inference import pick_device
+from gioada.train import quiet_lightning
 
 
 def make_batch(b: int, h: int, w: int, device: torch.device) -> tuple[torch.Tensor, ...]:

@@ -1,12 +1,28 @@
-"""The trained models shipped in ``assets/``, loaded by name."""
+"""The trained models shipped in ``assets/``, loaded by name.
+
+Where they are found (``ASSETS``): the folder named by the environment variable ``GIOADA_ASSETS`` if it
+is set; else ``gioada/assets/`` inside the installed package (a wheel carries them as package data);
+else the checkout's ``assets/`` beside ``gioada/`` (a source tree, or ``pip install -e .``).
+"""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .checkpoint import is_run_dir, load_model
 from .module import GIOAda
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+def find_assets() -> Path:
+    """The folder holding the shipped models (see the module docstring for the order searched)."""
+    if os.environ.get("GIOADA_ASSETS"):
+        return Path(os.environ["GIOADA_ASSETS"]).expanduser()
+    package = Path(__file__).resolve().parent
+    installed = package / "assets"
+    return installed if installed.is_dir() else package.parent / "assets"
+
+
+ASSETS = find_assets()
 SHIPPED = ("source-only", "input-only", "output-only", "no-depth", "gioada", "oracle")
 
 

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 CHROMIUM = "/usr/bin/chromium"
 if not os.path.exists(CHROMIUM):
@@ -19,10 +15,10 @@ if not os.path.exists(CHROMIUM):
                 "to run the browser test", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
 
-import app  # noqa: E402
-from gioada import DataConfig, ModelConfig, RunConfig  # noqa: E402
-from gioada.finetune import FinetuneParams  # noqa: E402
-from gioada.train import train  # noqa: E402
+import app
+from gioada import DataConfig, ModelConfig, RunConfig
+from gioada.finetune import FinetuneParams
+from gioada.train import train
 
 # Chromium's background services try to reach Google; the machine's network is closed.
 pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting.*", "ignore:The copy keyword is deprecated")
