@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator
 
 import gradio as gr
 import pandas as pd
+from starlette.middleware import Middleware
 
 from app_html import hero_html, legend_html, progress_html, result_html, stats_html
 from gioada import diagram
@@ -39,6 +40,7 @@ from gioada.plots import confidence_figure, loss_figure
 from gioada.pretrained import ASSETS
 from gioada.registry import ModelRegistry
 from gioada.scenes import MAX_SCENE, DatasetScenes, SceneSource
+from gioada.serving import ALLOWED_HOSTS_ENV, HostCheck, allowed_hosts
 from gioada.steplab import StepLab
 from gioada.uploads import MAX_UPLOAD_BYTES
 
@@ -536,11 +538,15 @@ def _finetune_values(s: Snapshot, plots: bool = True) -> tuple[Any, ...]:
 
 
 def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False,
-           prevent_thread_lock: bool = False, quiet: bool = False) -> Any:
-    """Serve ``demo`` with the app's theme, upload limit and (by default) localhost only."""
+           prevent_thread_lock: bool = False, quiet: bool = False, hosts: list[str] | tuple[str, ...] = ()) -> Any:
+    """Serve ``demo`` with the app's theme, upload limit and (by default) localhost only.
+
+    Requests whose Host header is not one the app serves get a 403 (DNS rebinding): allowed are localhost,
+    127.0.0.1, ::1, ``host``, ``hosts`` and the names in ``$GIOADA_ALLOWED_HOSTS``."""
+    allowed = allowed_hosts(host, hosts, share=share)
     return demo.launch(server_name=host, server_port=port, share=share, max_file_size=MAX_FILE_SIZE, theme=THEME,
                        css=CSS, prevent_thread_lock=prevent_thread_lock, quiet=quiet, ssr_mode=False,
-                       show_error=False)
+                       show_error=False, app_kwargs={"middleware": [Middleware(HostCheck, allowed=allowed)]})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -549,6 +555,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="address to listen on; the default serves this machine only. 0.0.0.0 exposes the app "
                         "(and its fine-tuning, which uses this machine's CPU/GPU) to your whole network")
     p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--allowed-hosts", default="", metavar="NAMES",
+                   help="comma-separated extra host names the app answers to, e.g. lab.example.org (a leading "
+                        f"'*.' matches sub-domains; also ${ALLOWED_HOSTS_ENV}). Other Host headers get a 403")
     p.add_argument("--share", action="store_true",
                    help="also create a public *.gradio.live link: anyone with it can use the app")
     p.add_argument("--runs-dir", default="runs", help="where fine-tuned runs are saved and listed")
@@ -580,7 +589,8 @@ def main(argv: list[str] | None = None) -> None:
         demo = build_demo(args.assets_dir, args.runs_dir, scenes=scenes, data=data)
     except ValueError as e:
         sys.exit(f"error: {e}")
-    launch(demo, host=args.host, port=args.port, share=args.share)
+    launch(demo, host=args.host, port=args.port, share=args.share,
+           hosts=[h for h in args.allowed_hosts.split(",") if h.strip()])
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import math
 from gioada.classes import VKITTI10, LabelSpace
 from gioada.explore import ModelView
 from gioada.finetune import Snapshot
+from gioada.lab import LabView
 
 
 def hero_html(n_shipped: int, scenes_kind: str, device_type: str) -> str:
@@ -128,3 +129,23 @@ def result_html(snap: Snapshot | None) -> str:
             f'<div style="font-size:26px;font-weight:700">{b["miou"]:.1f}% → {a["miou"]:.1f}%</div>'
             f'<div style="font-size:16px;font-weight:650;color:{color}">{sign}{abs(delta):.1f} points</div></div>'
             f'{depth}')
+
+
+def lab_html(view: LabView) -> str:
+    """The live lab's card: its plain-language status, the last action, and the four P(real) bars (50% marked)."""
+    colors = {"D_in": "#6b7fd7", "D_out": "#2aa198"}
+    bars = "".join(_bar(name, p, colors[name.split(" ")[0]]) for name, p in view.p_real.items())
+    notes = "".join(f'<div style="font-size:12px;color:#8a5a00;margin-top:4px">⚠ {html.escape(n)}</div>'
+                    for n in view.notes)
+    moved = ("G's translation did not change" if view.translation_change == 0 else
+             f"G's translation moved by {view.translation_change:.2f} grey levels on average")
+    return (f'<div id="lab-card" data-steps="{view.steps}" data-d="{view.d_steps}" data-g="{view.g_steps}" '
+            f'data-change="{view.translation_change:.4f}" '
+            + "".join(f'data-{k.split(" ")[0].lower().replace("_", "")}-{"fake" if "G(" in k else "real"}='
+                      f'"{p:.6f}" ' for k, p in view.p_real.items())
+            + f'style="font-size:13.5px"><div style="font-size:15px;font-weight:650;margin-bottom:4px" '
+            f'id="lab-status">{html.escape(view.status)}</div>'
+            f'<div style="color:#445;margin-bottom:6px">Step <b>{view.steps}</b> ({view.d_steps} D steps, '
+            f'{view.g_steps} G steps) · {html.escape(view.last)} · {moved}.</div>'
+            f'<div style="font-size:12px;color:#556;margin-bottom:2px">Probability "real" on the fixed scene — '
+            f'the dashed line is 50%, chance</div>{bars}{notes}</div>')

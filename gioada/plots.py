@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pandas as pd
 from matplotlib.figure import Figure
 
 LOSS_SERIES = {
@@ -82,3 +83,16 @@ def confidence_figure(history: list[dict[str, float]]) -> Figure:
 
 
 _COLORS = ["#4f46e5", "#0f766e", "#d97706", "#db2777", "#111827", "#b40426", "#7c3aed"]
+
+
+def curve_frame(history: list[dict[str, float]], series: dict[str, str], max_points: int = 200) -> pd.DataFrame:
+    """The logged ``series`` as one long table (step, value, series) for a browser-drawn ``gr.LinePlot``:
+    a few kB per refresh, drawn by the browser, instead of a figure rendered on the server."""
+    rows = [(s, v, name) for name, (steps, values) in curves(history, series, max_points).items()
+            for s, v in zip(steps, values)]
+    return pd.DataFrame(rows, columns=["step", "value", "series"])
+
+
+LOSS_COLORS = dict(zip(LOSS_SERIES.values(), _COLORS))
+CONFIDENCE_COLORS = {"D_in · real target": "#4f46e5", "D_in · translated": "#a5b4fc",
+                     "D_out · real target": "#0f766e", "D_out · translated": "#5eead4"}

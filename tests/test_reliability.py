@@ -105,3 +105,44 @@ def test_formats_outside_the_allow_list_are_refused_by_name(fmt):
 def test_allowed_formats_still_load(fmt):
     image = load_upload(_image_bytes(Image.new("RGB", (64, 48), (0, 90, 200)), fmt))
     assert image.shape == (48, 64, 3)
+
+
+# ---------------------------------------------------------------------------------------------------
+# 3. Requests for a foreign Host are refused (DNS rebinding)
+# ---------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def bare_app(tmp_path_factory):
+    """The app with no models installed (fast to build), served on localhost with one extra allowed name."""
+    import app
+    root = tmp_path_factory.mktemp("bare")
+    demo = app.build_demo(root / "assets", root / "runs", eval_scenes=2)
+    _, url, _ = app.launch(demo, port=None, prevent_thread_lock=True, quiet=True, hosts=["lab.example.org"])
+    yield demo, url
+    demo.close()
+
+
+def test_a_foreign_host_is_refused(bare_app):
+    import httpx
+    _, url = bare_app
+    port = httpx.URL(url).port
+    for path in ("", "config", "gradio_api/info"):
+        r = httpx.get(url + path, headers={"Host": "evil.example"})
+        assert r.status_code == 403, (path, r.status_code)
+        assert "does not answer to the host 'evil.example'" in r.text and "--allowed-hosts" in r.text
+    r = httpx.post(url + "gradio_api/call/list_models", json={"data": []}, headers={"Host": f"evil.example:{port}"})
+    assert r.status_code == 403
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", "lab.example.org"):
+        assert httpx.get(url + "config", headers={"Host": host}).status_code == 200, host
+
+
+def test_allowed_hosts_from_flag_env_and_address(monkeypatch):
+    from gioada.serving import HostCheck, allowed_hosts, host_name
+    monkeypatch.setenv("GIOADA_ALLOWED_HOSTS", "Lab.Example.org, *.corp.example")
+    allowed = allowed_hosts("192.168.1.5", ["extra.example"])
+    check = HostCheck(None, allowed)
+    for ok in ("localhost:7860", "127.0.0.1", "[::1]:7860", "192.168.1.5:7860", "extra.example",
+               "lab.example.org.", "gpu.corp.example:7860"):
+        assert check.allows(ok), ok
+    for bad in ("evil.example", "localhost.evil.example", "corp.example.evil", "", "192.168.1.6"):
+        assert not check.allows(bad), bad
+    assert host_name("[::1]:80") == "::1" and host_name("::1") == "::1"
