@@ -10,7 +10,7 @@ Every event has an ``api_name``, so the app can be scripted with ``gradio_client
     outputs = client.predict("gioada", "source-only", 3, 1.0, api_name="/explore")  # model A, model B, scene, shift
 
 This file only lays out widgets and wires them to gioada: ``gioada.explore`` (Explore), ``gioada.finetune``
-(fine-tuning runs), ``gioada.steplab`` ("step once"), ``gioada.plots`` and ``gioada.diagram``; its HTML
+(fine-tuning runs), ``gioada.lab`` (the live lab), ``gioada.plots`` and ``gioada.diagram``; its HTML
 cards are in ``app_html.py``.
 """
 from __future__ import annotations
@@ -30,18 +30,20 @@ import gradio as gr
 import pandas as pd
 from starlette.middleware import Middleware
 
-from app_html import hero_html, legend_html, progress_html, result_html, stats_html
+from app_html import hero_html, lab_html, legend_html, progress_html, result_html, stats_html
 from gioada import diagram
 from gioada.config import DataConfig
 from gioada.explore import Explorer, ExploreResult
 from gioada.finetune import (LIMITS, PRESETS, FinetuneJob, FinetuneManager, FinetuneParams, RunInProgress, Snapshot,
                              device_note, per_class_rows, preset)
-from gioada.plots import confidence_figure, loss_figure
+from gioada.lab import (DEFAULT_START, FOREGROUND, LAB_BATCH, LAB_CROP, LAB_PRESETS, SLOT, LabPool,
+                        LabSettings, LabView, lab_preset, translation_pair)
+from gioada.plots import (CONFIDENCE_COLORS, CONFIDENCE_SERIES, LOSS_COLORS, LOSS_SERIES, confidence_figure,
+                          curve_frame, loss_figure)
 from gioada.pretrained import ASSETS
 from gioada.registry import ModelRegistry
 from gioada.scenes import MAX_SCENE, DatasetScenes, SceneSource
 from gioada.serving import ALLOWED_HOSTS_ENV, HostCheck, allowed_hosts
-from gioada.steplab import StepLab
 from gioada.uploads import MAX_UPLOAD_BYTES
 
 log = logging.getLogger("gioada.app")
@@ -364,8 +366,29 @@ class _LearnTab:
     tour_md: gr.Markdown
 
 
+# The lab's lesson: (button, preset to reset to or None to keep the lab, text, press Play after).
+LAB_TOUR = [
+    ("A · Step the discriminator", "Full GIO-Ada (the paper)",
+     "A fresh lab is ready. Press **Step D** three times. Only D_in and D_out learn: their bars move apart "
+     "(target up, G(source) down) and D_in's map colours up, while G's translation stays exactly as it was — "
+     "the card says so.", False),
+    ("B · Step the generator", None,
+     "Now press **Step G** a few times: G and T learn to fool the discriminators. The translation changes, "
+     "D_in's bar for the *target* stays put (D did not learn) and its bar for *G(source)* rises.", False),
+    ("C · Play", None,
+     "Training runs: a D step, then a G step, again and again. Watch D_in's map — colour where it can tell, "
+     "white where it is at chance — and the curves. Try *slow motion*, change λ_in while it runs, then Pause.",
+     True),
+    ("D · Break it: λ_in far too large", "λ_in far too large", "", True),
+    ("E · Break it: D far stronger", "Discriminator far stronger", "", True),
+]
+LAB_SPEEDS = {"slow motion (1 step/s)": 0, "1 step per refresh": 1, "5 steps per refresh": 5,
+              "20 steps per refresh": 20}
+
+
 def _learn_tab(manager: FinetuneManager, data: DataConfig | None, defaults: FinetuneParams) -> _LearnTab:
     registry, has_depth = manager.registry, manager.has_depth
+    labs = LabPool(registry, data, busy=manager.busy)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             diagram_img = gr.Image(diagram.render(), label="The four networks and their losses", show_label=False,
@@ -377,48 +400,181 @@ def _learn_tab(manager: FinetuneManager, data: DataConfig | None, defaults: Fine
         tour_btns = [gr.Button(t[0], size="sm") for t in TOUR]
         tour_train = gr.Button("5 · Train it yourself", size="sm")
     tour_md = gr.Markdown()
-    gr.Markdown("### Step once\nOne discriminator step, then one generator step, on a fixed batch — and what "
-                "each of them changed. Pick the lambdas, press **Reset**, then **Step once** as often as you like.")
+
+    gr.Markdown("### The live lab\nAdversarial training you can watch: the four networks train on a small fixed "
+                f"problem ({LAB_BATCH} crops of {LAB_CROP[0]}×{LAB_CROP[1]} pixels per step), measured after every "
+                "refresh on one held-out scene. **Play** and **Pause** it, or step the discriminators (**Step D**) "
+                "and G and T (**Step G**) alone — each button runs the library's own training step. Start with the "
+                "lesson:", elem_classes="gio-help")
     with gr.Row():
-        lab_preset = gr.Radio(list(PRESETS), value="Full GIO-Ada", label="Lambdas", scale=3)
-        lab_lr = gr.Slider(0.0001, 0.01, value=0.002, step=0.0001, label="Learning rate", scale=2)
-        lab_start = gr.Dropdown([SCRATCH] + registry.choices(), value="", label="Start from", scale=2,
-                                allow_custom_value=True)
+        lesson_btns = [gr.Button(t[0], size="sm", elem_id=f"lab-lesson-{i}") for i, t in enumerate(LAB_TOUR)]
+    lesson_md = gr.Markdown(elem_classes="gio-card", elem_id="lab-lesson", visible=False)
+    first = next(iter(LAB_PRESETS))
+    with gr.Row(equal_height=False):
+        lab_preset_radio = gr.Radio(list(LAB_PRESETS), value=first, label="Preset (Reset returns to its start)",
+                                    scale=3, elem_id="lab-preset")
+        lab_start = gr.Dropdown([SCRATCH] + registry.choices(), label="Start from", scale=1,
+                                value=DEFAULT_START if DEFAULT_START in registry.keys() else "",
+                                allow_custom_value=True, info="the weights Reset copies")
+    watch_md = gr.Markdown(f"**Watch for:** {lab_preset(first, has_depth).watch}", elem_classes="gio-help")
     with gr.Row():
-        lab_reset = gr.Button("Reset", scale=1)
-        lab_step = gr.Button("Step once: D step, then G step", variant="primary", scale=2)
-    # Each session's own model and batch (~25 MB), dropped after 15 idle minutes.
-    lab_state = gr.State(None, time_to_live=900)
-    lab_image = gr.Image(label="The translation of one source image, before and after the step", show_label=False,
-                         interactive=False, format="png", buttons=["fullscreen"], elem_id="lab-image")
-    lab_md = gr.Markdown()
-    lab_table = gr.Dataframe(headers=["quantity", "before", "after D step", "after G step"],
-                             label="Measured on the fixed batch", interactive=False)
+        reset_btn = gr.Button("↺ Reset", size="sm", elem_id="lab-reset")
+        play_btn = gr.Button("▶ Play", variant="primary", size="sm", elem_id="lab-play")
+        pause_btn = gr.Button("⏸ Pause", size="sm", elem_id="lab-pause")
+        step_d = gr.Button("Step D", size="sm", elem_id="lab-step-d")
+        step_g = gr.Button("Step G", size="sm", elem_id="lab-step-g")
+        step_both = gr.Button("Step both", size="sm", elem_id="lab-step-both")
+        speed = gr.Dropdown(list(LAB_SPEEDS), value="1 step per refresh", show_label=False, min_width=160,
+                            elem_id="lab-speed")
+    s = lab_preset(first, has_depth).settings
+    with gr.Accordion("λ and learning rates — changes take effect on the next step, also while playing", open=False):
+        with gr.Row():
+            lam_in = gr.Slider(0, 10, value=s.lam_input, step=0.01, label="λ_in")
+            lam_out = gr.Slider(0, 1, value=s.lam_output, step=0.005, label="λ_out")
+            lam_d = gr.Slider(0, 2, value=s.lam_depth, step=0.05, label="λ_depth", interactive=has_depth)
+            lr = gr.Slider(0.0001, 0.02, value=s.lr, step=0.0001, label="Learning rate (G, T)")
+            ratio = gr.Slider(0.1, 50, value=s.d_ratio, step=0.1, label="D learning rate ÷ G's")
+    card = gr.HTML(elem_classes="gio-card", elem_id="lab-card-box")
+    with gr.Row(equal_height=False):
+        trans_img = gr.Image(label="G's translation", show_label=False, interactive=False, format="png",
+                             elem_id="lab-translation", scale=3)
+        maps_img = gr.Image(label="D_in's map", show_label=False, interactive=False, format="webp",
+                            elem_id="lab-maps", scale=2)
+    with gr.Row(equal_height=False):
+        outputs_img = gr.Image(label="T's outputs", show_label=False, interactive=False, format="webp",
+                               elem_id="lab-outputs", scale=3)
+    with gr.Row():
+        loss_plot = gr.LinePlot(curve_frame([], LOSS_SERIES), x="step", y="value", color="series",
+                                color_map=LOSS_COLORS, title="Losses", height=260, elem_id="lab-losses")
+        p_plot = gr.LinePlot(curve_frame([], CONFIDENCE_SERIES), x="step", y="value", color="series",
+                             color_map=CONFIDENCE_COLORS, title="Discriminators' P(real) on the batch",
+                             y_lim=[0, 1], height=260, elem_id="lab-p-real")
+    view_outputs = [card, trans_img, maps_img, outputs_img, loss_plot, p_plot]
+    sliders = [lam_in, lam_out, lam_d, lr, ratio]
+
 
     @friendly
-    def draw_diagram(name: str) -> Any:
-        return diagram.render(*preset(name, has_depth))
+    def pick_preset(name: str) -> tuple[Any, ...]:
+        p = lab_preset(name, has_depth)
+        st = p.settings
+        return (f"**Watch for:** {p.watch}", st.lam_input, st.lam_output, st.lam_depth, st.lr, st.d_ratio,
+                diagram.render(st.lam_input, st.lam_output, st.lam_depth))
 
     @friendly
-    def lab_reset_fn(name: str, rate: Any, start: str) -> tuple[Any, ...]:
-        lab = StepLab(registry, data)
-        report = lab.reset(start or "", *preset(name, has_depth), lr=rate, height=defaults.height)
-        return lab, report.image, report.summary, report.rows, diagram.render(*preset(name, has_depth))
+    def reset(start: str, li: Any, lo: Any, ld: Any, rate: Any, r: Any, request: gr.Request) -> list[Any]:
+        lab = labs.reset(_session(request), start or "", LabSettings.validated(li, lo, ld, rate, r))
+        return _lab_values(lab.view())
 
     @friendly
-    def lab_step_fn(lab: StepLab | None) -> tuple[Any, ...]:
-        if lab is None:
-            raise ValueError("press Reset first: it builds the model and the fixed batch")
-        report = lab.step()
-        return lab, report.image, f"#### After step {report.steps}\n" + report.summary, report.rows
+    def change(li: Any, lo: Any, ld: Any, rate: Any, r: Any, request: gr.Request) -> None:
+        try:
+            lab = labs.get(_session(request))
+        except ValueError:
+            return None                              # no lab yet: Reset will read the sliders
+        lab.update(LabSettings.validated(li, lo, ld, rate, r))
 
-    lab_preset.input(draw_diagram, lab_preset, diagram_img, api_name="diagram")
-    lab_reset.click(lab_reset_fn, [lab_preset, lab_lr, lab_start], [lab_state, lab_image, lab_md, lab_table,
-                                                                    diagram_img],
-                    api_name="lab_reset", concurrency_id="learn", concurrency_limit=2, preprocess=False)
-    lab_step.click(lab_step_fn, lab_state, [lab_state, lab_image, lab_md, lab_table], api_name="lab_step",
-                   concurrency_id="learn", concurrency_limit=2)
+    @friendly
+    def step(kind: str, request: gr.Request) -> list[Any]:
+        lab = labs.get(_session(request))
+        if not SLOT.acquire(lab.owner, timeout=3.0):
+            raise ValueError("another learner's lab is training right now (one lab trains at a time on this "
+                             "machine): press the step button again in a moment")
+        try:
+            FOREGROUND.wait_idle()
+            lab.step(kind)
+        finally:
+            if not lab.playing:
+                SLOT.release(lab.owner)
+        return _lab_values(lab.view())
+
+    @friendly
+    def play(chosen_speed: str, request: gr.Request) -> Iterator[list[Any]]:
+        lab = labs.get(_session(request))
+        if lab.playing:
+            raise ValueError("this lab is already playing: press Pause first")
+        lab.speed = LAB_SPEEDS.get(chosen_speed, 1)
+        drawn = 0.0
+        for view in lab.play(lambda: lab.speed, busy=manager.busy):
+            # The curves at most once a second (the browser redraws them); the images at every refresh.
+            plots = time.monotonic() - drawn > 1.0 or not lab.playing
+            drawn = time.monotonic() if plots else drawn
+            yield _lab_values(view, plots)
+
+    def pause(request: gr.Request) -> None:
+        try:
+            labs.get(_session(request)).pause()
+        except ValueError:
+            pass
+
+    def set_speed(chosen_speed: str, request: gr.Request) -> None:
+        try:
+            labs.get(_session(request)).speed = LAB_SPEEDS.get(chosen_speed, 1)
+        except ValueError:
+            pass
+
+    @friendly
+    def lesson(k: int, start: str, request: gr.Request) -> list[Any]:
+        name, preset_name, text, _ = LAB_TOUR[k]
+        out: list[Any] = [gr.Markdown(f"**Lesson {name}.** {text}", visible=True)]
+        if preset_name is None:
+            try:
+                view = labs.get(_session(request)).view()
+            except ValueError:
+                preset_name = first
+        if preset_name is not None:
+            p = lab_preset(preset_name, has_depth)
+            text = text or f"{p.watch} Press **Pause** when you have seen it, then **Reset**."
+            st = p.settings
+            view = labs.reset(_session(request), start or "", st).view()
+            out = [gr.Markdown(f"**Lesson {name}.** {text}", visible=True), preset_name,
+                   f"**Watch for:** {p.watch}", st.lam_input, st.lam_output, st.lam_depth, st.lr, st.d_ratio]
+        else:
+            out += [gr.skip()] * 7
+        return out + _lab_values(view)
+
+    def step_button(kind: str) -> Callable:
+        def press(request: gr.Request) -> list[Any]:
+            return step(kind, request)
+        return press
+
+    def lesson_button(k: int) -> Callable:
+        def press(start: str, request: gr.Request) -> list[Any]:
+            return lesson(k, start, request)
+        return press
+
+    lab_preset_radio.input(pick_preset, lab_preset_radio, [watch_md, *sliders, diagram_img], api_name="lab_preset"
+                           ).then(reset, [lab_start, *sliders], view_outputs, api_name="lab_preset_reset",
+                                  concurrency_id="learn", concurrency_limit=2)
+    reset_btn.click(reset, [lab_start, *sliders], view_outputs, api_name="lab_reset", concurrency_id="learn",
+                    concurrency_limit=2, preprocess=False)
+    for k, slider in enumerate(sliders):
+        slider.release(change, sliders, None, api_name=f"lab_settings_{k + 1}", concurrency_id="control", concurrency_limit=None,
+                       preprocess=False)
+    speed.change(set_speed, speed, None, api_name="lab_speed", concurrency_id="control", concurrency_limit=None)
+    for btn, kind in ((step_d, "d"), (step_g, "g"), (step_both, "both")):
+        btn.click(step_button(kind), None, view_outputs, api_name=f"lab_step_{kind}",
+                  concurrency_id="learn", concurrency_limit=2)
+    play_kw = dict(fn=play, inputs=speed, outputs=view_outputs, concurrency_id="lab_play", concurrency_limit=4)
+    play_btn.click(**play_kw, api_name="lab_play")
+    pause_btn.click(pause, None, None, api_name="lab_pause", concurrency_id="control", concurrency_limit=None)
+    lesson_outputs = [lesson_md, lab_preset_radio, watch_md, *sliders, *view_outputs]
+    for k, btn in enumerate(lesson_btns):
+        ev = btn.click(lesson_button(k), lab_start, lesson_outputs,
+                       api_name=f"lab_lesson_{k + 1}", concurrency_id="learn", concurrency_limit=2)
+        if LAB_TOUR[k][3]:
+            ev.then(**play_kw, api_name=f"lab_lesson_{k + 1}_play")
     return _LearnTab(lab_start, tour_btns, tour_train, tour_md)
+
+
+def _session(request: gr.Request | None) -> str:
+    """The browser session a lab belongs to (API callers without one share a single lab)."""
+    return getattr(request, "session_hash", None) or "anonymous"
+
+
+def _lab_values(view: LabView, plots: bool = True) -> list[Any]:
+    curves = ([curve_frame(view.history, LOSS_SERIES), curve_frame(view.history, CONFIDENCE_SERIES)] if plots
+              else [gr.skip(), gr.skip()])
+    return [lab_html(view), translation_pair(view), view.maps, view.outputs, *curves]
 
 
 def _wire_model_lists(demo: gr.Blocks, registry: ModelRegistry, ex: _ExploreTab, ft: _FinetuneTab,
