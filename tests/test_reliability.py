@@ -146,3 +146,40 @@ def test_allowed_hosts_from_flag_env_and_address(monkeypatch):
     for bad in ("evil.example", "localhost.evil.example", "corp.example.evil", "", "192.168.1.6"):
         assert not check.allows(bad), bad
     assert host_name("[::1]:80") == "::1" and host_name("::1") == "::1"
+
+
+# ---------------------------------------------------------------------------------------------------
+# 4. Settings that cannot fit are refused before they start
+# ---------------------------------------------------------------------------------------------------
+def test_a_run_that_cannot_fit_is_refused_before_it_starts(monkeypatch, tmp_path):
+    import re
+
+    import torch
+
+    import gioada.finetune as ft
+    from gioada.finetune import FinetuneManager, FinetuneParams
+    from gioada.registry import ModelRegistry
+    # The settings grew past 8 GB on the CPU: the estimate knows.
+    assert ft.estimate_run_memory(64, 128, 384) > 8 * 2**30
+    free = 4 * 2**30
+    monkeypatch.setattr(ft, "available_memory", lambda device: free)
+    manager = FinetuneManager(ModelRegistry(tmp_path / "assets", tmp_path / "runs"), eval_scenes=2,
+                              accelerator="cpu")
+    params = FinetuneParams.validated(batch_size=64, height=512, steps=2)
+    with pytest.raises(ValueError, match="Not enough memory: batch 64 at 128×384") as e:
+        manager.start(params)
+    assert manager.current is None and not (tmp_path / "runs").exists()      # nothing was started
+    largest = int(re.search(r"the largest batch that fits at 128×384 is (\d+)", str(e.value)).group(1))
+    budget = free * ft.MEMORY_HEADROOM
+    assert ft.estimate_run_memory(largest, 128, 384) <= budget < ft.estimate_run_memory(largest + 1, 128, 384)
+    height = int(re.search(r"at batch 64, image height (\d+)", str(e.value)).group(1))
+    assert ft.estimate_run_memory(64, height, 3 * height) <= budget
+    ft.check_memory(largest, 128, 384, torch.device("cpu"))                   # what it names does fit
+
+
+def test_free_memory_is_read_from_the_machine():
+    import torch
+
+    from gioada.finetune import available_memory
+    free = available_memory(torch.device("cpu"))
+    assert 0 < free <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
