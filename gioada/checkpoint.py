@@ -1,14 +1,18 @@
 """Runs on disk: ``model.safetensors`` + ``config.json`` (+ ``metrics.json``, ``run.json``, ``log.csv``).
 
 Weights are safetensors only, so loading a run never unpickles anything. A run folder is written
-under a temporary name and renamed into place, so a killed process never leaves half a run.
+under a temporary name (``.<name>.<random>.tmp``, marked with the writing process's id) and renamed into
+place, so a killed process never leaves half a run; :func:`clean_stale_temporaries` removes what a killed
+save left behind.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,9 @@ from .config import RunConfig
 from .module import GIOAda
 
 WEIGHTS, CONFIG, METRICS, RUN_INFO, LOG = "model.safetensors", "config.json", "metrics.json", "run.json", "log.csv"
+PARTIAL = ".gioada-partial"              # inside a temporary run folder: {"pid", "host"} of the process writing it
+_TEMPORARY = re.compile(r"^\.([a-z0-9][a-z0-9._-]*)\.[A-Za-z0-9_]+\.tmp$")   # save_run's mkdtemp names
+_OLD = re.compile(r"^\.([a-z0-9][a-z0-9._-]*)\.old$")                         # a run being replaced
 
 
 def is_run_dir(path: str | Path) -> bool:
@@ -47,6 +54,7 @@ def save_run(out_dir: str | Path, model: GIOAda, cfg: RunConfig, *, metrics: dic
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
+        (tmp / PARTIAL).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
         state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
                  for k, v in model.state_dict().items() if not k.startswith("val_")}
         save_file(state, str(tmp / WEIGHTS))
@@ -56,6 +64,7 @@ def save_run(out_dir: str | Path, model: GIOAda, cfg: RunConfig, *, metrics: dic
                 (tmp / name).write_text(json.dumps(payload, indent=2) + "\n")
         if log_csv is not None and Path(log_csv).is_file():
             shutil.copyfile(log_csv, tmp / LOG)
+        (tmp / PARTIAL).unlink()
         if out.exists():
             old = out.with_name(f".{out.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -67,6 +76,53 @@ def save_run(out_dir: str | Path, model: GIOAda, cfg: RunConfig, *, metrics: dic
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def clean_stale_temporaries(runs_dir: str | Path) -> list[str]:
+    """Remove what a killed :func:`save_run` left in ``runs_dir``; returns the names removed or restored.
+
+    Only folders save_run made are touched: a ``.<name>.<random>.tmp`` holding the :data:`PARTIAL` mark of
+    a process that is no longer running (a save in progress, here or in another process, is left alone),
+    and a ``.<name>.old`` run that was being replaced (removed when ``<name>`` is in place, else put back).
+    """
+    runs_dir = Path(runs_dir)
+    done: list[str] = []
+    if not runs_dir.is_dir():
+        return done
+    for p in runs_dir.iterdir():
+        if not p.is_dir() or p.is_symlink():
+            continue
+        if _TEMPORARY.match(p.name) and (p / PARTIAL).is_file() and not _writer_alive(p / PARTIAL):
+            shutil.rmtree(p, ignore_errors=True)
+            done.append(p.name)
+        elif (m := _OLD.match(p.name)) and is_run_dir(p):
+            final = runs_dir / m.group(1)
+            if is_run_dir(final):
+                shutil.rmtree(p, ignore_errors=True)
+            elif not final.exists():
+                os.replace(p, final)
+            done.append(p.name)
+    return done
+
+
+def _writer_alive(mark: Path) -> bool:
+    """Is the process that wrote ``mark`` still running (so its save may be in progress)?"""
+    try:
+        who = json.loads(mark.read_text())
+        pid, host = int(who["pid"]), str(who["host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False                                  # a mark cut short by the kill itself
+    if host != socket.gethostname():
+        return True                                   # another machine's save (a shared folder): not ours to judge
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def load_run_config(run_dir: str | Path) -> RunConfig:

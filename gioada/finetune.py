@@ -30,7 +30,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
-from .checkpoint import save_run
+from .checkpoint import clean_stale_temporaries, save_run
 from .classes import VKITTI10, LabelSpace, get_label_space
 from .config import DataConfig, ModelConfig, RunConfig
 from .data import eval_set, tensor_to_image
@@ -193,7 +193,8 @@ def safe_run_name(text: str) -> str:
 
 def _unique_dir(runs_dir: Path, name: str) -> Path:
     base, n = name, 2
-    while (runs_dir / name).exists() or any(runs_dir.glob(f".{name}.*")):
+    # Only finished runs take a name: a temporary folder a killed save left behind never does.
+    while (runs_dir / name).exists():
         suffix = f"-{n}"
         name, n = base[:MAX_RUN_NAME - len(suffix)] + suffix, n + 1
     path = runs_dir / name
@@ -400,6 +401,9 @@ class FinetuneManager:
         self.registry, self.data = registry, data or DataConfig()
         self.eval_scenes, self.accelerator = eval_scenes, accelerator
         self.has_depth = source_has_depth(self.data.source)   # False (e.g. GTA5): the depth loss is off
+        # No run of ours is in progress yet: clear what a killed save left behind (save_run's marked folders).
+        for name in clean_stale_temporaries(registry.runs_dir):
+            log.info("removed %s, left in %s by a save that was killed", name, registry.runs_dir)
         self._lock = threading.Lock()
         self._job: FinetuneJob | None = None
 

@@ -183,3 +183,41 @@ def test_free_memory_is_read_from_the_machine():
     from gioada.finetune import available_memory
     free = available_memory(torch.device("cpu"))
     assert 0 < free <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+# ---------------------------------------------------------------------------------------------------
+# 6. Clean recovery after a kill
+# ---------------------------------------------------------------------------------------------------
+_KILLED_SAVE = textwrap.dedent("""
+    import os, signal, sys
+    import gioada.checkpoint as ck
+    from gioada import DataConfig, ModelConfig, RunConfig
+    cfg = RunConfig(model=ModelConfig(task_width=8, transform_width=8, disc_width=8), data=DataConfig())
+    model = ck.build_model(cfg)
+    real_save = ck.save_file
+    def save_then_die(state, path):
+        real_save(state, path)
+        os.kill(os.getpid(), signal.SIGKILL)      # killed while the run is being saved
+    ck.save_file = save_then_die
+    ck.save_run(sys.argv[1], model, cfg)
+""")
+
+
+def test_a_save_killed_midway_is_cleaned_and_never_blocks_its_name(tmp_path):
+    from gioada.checkpoint import PARTIAL
+    from gioada.finetune import FinetuneManager, _unique_dir
+    from gioada.registry import ModelRegistry
+    runs = tmp_path / "runs"
+    out = subprocess.run([sys.executable, "-c", _KILLED_SAVE, str(runs / "my-run")], capture_output=True,
+                         text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == -9, out.stderr[-2000:]
+    left = [p.name for p in runs.iterdir()]
+    assert len(left) == 1 and left[0].startswith(".my-run.") and left[0].endswith(".tmp")
+    assert _unique_dir(runs, "my-run").name == "my-run"         # a leftover never reserves the name
+    # A save in progress in a live process (this one) and a hidden folder the app did not make stay.
+    busy = runs / ".other.abc123.tmp"
+    busy.mkdir()
+    (busy / PARTIAL).write_text(f'{{"pid": {os.getpid()}, "host": "{os.uname().nodename}"}}')
+    (runs / ".not-ours").mkdir()
+    FinetuneManager(ModelRegistry(tmp_path / "assets", runs), eval_scenes=2)      # the app starting up
+    assert sorted(p.name for p in runs.iterdir()) == [".not-ours", ".other.abc123.tmp"]
