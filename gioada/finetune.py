@@ -341,6 +341,9 @@ class _Progress(Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: GIOAda) -> None:
         self.module = pl_module
+        if self.job.stop_requested:
+            trainer.should_stop = True                # Stop pressed while preparing: not a single step
+            return
         self.job._update(state="training", message="Training…")
         self.job._record(0, {}, preview(pl_module, *self.scene, space=self.space))
 
@@ -492,12 +495,18 @@ class FinetuneManager:
             start = make_model(cfg)
             before = evaluate(start, cfg.data, "target", self.eval_scenes)
             del start
+            if job.stop_requested:
+                job._update(before=before, state="stopped", message=_STOPPED_EARLY)
+                return
             job._update(before=before, message="Training…")
             # 2. Train, streaming progress.
             progress = _Progress(job, _preview_scene(cfg), cfg.data.label_space)
             result = train(cfg, None, callbacks=[progress, *extra], progress=False, eval_scenes=self.eval_scenes,
                            command=_command(cfg, job.out_dir, self.eval_scenes))
             stopped = job.stop_requested and result.info.get("interrupted", False)
+            if stopped and progress.steps == 0:
+                job._update(state="stopped", message=_STOPPED_EARLY)
+                return
             self._save(job, result.model, result.metrics, result.info, progress,
                        "stopped" if stopped else "done",
                        (f"Stopped at step {progress.steps}/{cfg.steps}; the model trained so far"
@@ -551,6 +560,9 @@ class FinetuneManager:
         job.out_dir = out
         key = RUN_PREFIX + out.name
         job._update(state=state, run_key=key, message=message + f"'{out.name}' (pick it in Explore).")
+
+
+_STOPPED_EARLY = "Stopped before the first training step: nothing was trained, so nothing was saved."
 
 
 def _default_name(params: FinetuneParams) -> str:

@@ -221,3 +221,47 @@ def test_a_save_killed_midway_is_cleaned_and_never_blocks_its_name(tmp_path):
     (runs / ".not-ours").mkdir()
     FinetuneManager(ModelRegistry(tmp_path / "assets", runs), eval_scenes=2)      # the app starting up
     assert sorted(p.name for p in runs.iterdir()) == [".not-ours", ".other.abc123.tmp"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# 9. Stop means stop
+# ---------------------------------------------------------------------------------------------------
+def _manager(tmp_path):
+    from gioada.finetune import FinetuneManager
+    from gioada.registry import ModelRegistry
+    return FinetuneManager(ModelRegistry(tmp_path / "assets", tmp_path / "runs"), eval_scenes=2, accelerator="cpu")
+
+
+TINY_RUN = dict(steps=3, batch_size=2, height=32, lam_input=0.1, lam_output=0.1)
+
+
+def test_stop_while_preparing_saves_nothing(monkeypatch, tmp_path):
+    import gioada.evaluate
+    import gioada.finetune as ft
+    manager = _manager(tmp_path)
+    real = gioada.evaluate.evaluate
+
+    def stop_then_evaluate(*args, **kwargs):       # Stop pressed while the starting weights are measured
+        manager.stop()
+        return real(*args, **kwargs)
+    monkeypatch.setattr(gioada.evaluate, "evaluate", stop_then_evaluate)
+    monkeypatch.setattr(ft, "evaluate", stop_then_evaluate, raising=False)
+    snap = manager.start(ft.FinetuneParams(**TINY_RUN)).wait(300)
+    assert snap.state == "stopped" and snap.step == 0 and snap.run_key is None
+    assert "nothing was saved" in snap.message
+    assert not any((tmp_path / "runs").iterdir())
+
+
+def test_stop_as_training_starts_trains_no_step_and_saves_nothing(tmp_path):
+    from pytorch_lightning.callbacks import Callback
+
+    import gioada.finetune as ft
+    manager = _manager(tmp_path)
+
+    class StopAtSetup(Callback):                   # Stop pressed after preparing, before the first step
+        def setup(self, trainer, pl_module, stage):
+            manager.stop()
+    snap = manager.start(ft.FinetuneParams(**TINY_RUN), callbacks=[StopAtSetup()]).wait(300)
+    assert snap.state == "stopped" and snap.step == 0 and snap.run_key is None
+    assert "nothing was saved" in snap.message
+    assert not any((tmp_path / "runs").iterdir())
