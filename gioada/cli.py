@@ -101,6 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--height", type=int, default=128)
     r.add_argument("--width", type=int, default=384)
     r.add_argument("--shift", type=float, default=1.0)
+    ab = sub.add_parser("ablation", help="train every ablation row with several seeds (resumable); summarise")
+    ab.add_argument("--out", default="runs/ablation", help="folder of the runs (OUT/ROW/seedS)")
+    ab.add_argument("--rows", nargs="*", default=None, help="rows to train (default: all)")
+    ab.add_argument("--seeds", nargs="*", type=int, default=None, help="seeds (default: 0 1 2)")
+    ab.add_argument("--jobs", type=int, default=1, help="runs trained at once")
+    ab.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    ab.add_argument("--summary", help="write DIR/ablation.json and ablation.md from the finished runs, train nothing")
+    ab.add_argument("extra", nargs=argparse.REMAINDER, help="after --: train flags added to every run")
     rep = sub.add_parser("report", help="evaluate the shipped models; write the README's table and figures")
     rep.add_argument("--out", default="docs")
     rep.add_argument("--scenes", type=int, default=200, help="held-out scenes per model and domain")
@@ -120,6 +128,21 @@ def cmd_report(a: argparse.Namespace) -> int:
             print(f"{name}: D_in's P(real) for target images with one shift component off: " +
                   ", ".join(f"{k} {v:.3f}" for k, v in r["d_in_real_without"].items()))
     print(f"wrote {a.out}/results.json, results.md, comparison.png, shift_sweep.png")
+    return 0
+
+
+def cmd_ablation(a: argparse.Namespace) -> int:
+    from .ablation import ROWS, SEEDS, markdown, train_all, write_summary
+    if a.summary:
+        print(markdown(write_summary(a.out, a.summary)))
+        print(f"wrote {a.summary}/ablation.json and ablation.md")
+        return 0
+    extra = [x for x in a.extra if x != "--"]
+    results = train_all(a.out, a.rows or tuple(ROWS), SEEDS if a.seeds is None else a.seeds, a.jobs, a.threads, extra)
+    failed = [f"{row} seed {seed}" for row, seed, code in results if code]
+    if failed:
+        print(f"error: {len(failed)} runs failed ({', '.join(failed)}): see their .log files", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -186,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     a.argv = argv
     try:
-        return {"train": cmd_train, "evaluate": cmd_evaluate, "render": cmd_render, "report": cmd_report}[a.command](a)
+        return {"train": cmd_train, "evaluate": cmd_evaluate, "render": cmd_render, "report": cmd_report,
+                "ablation": cmd_ablation}[a.command](a)
     except (ValueError, TypeError, FileExistsError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,135 @@
+"""The ablation: every row of the results table trained with several seeds, resumably, and its summary.
+
+Each row is a set of ``python -m gioada train`` flags on top of one shared command, so a row is a
+setting of the one ``GIOAda``, and a run is re-created by the command stored beside it. Runs land in
+``OUT/ROW/seedS``; a finished run (its folder exists: runs are written atomically) is never retrained,
+so an interrupted ablation resumes where it stopped.
+
+    python -m gioada ablation --out runs/ablation --jobs 2          # train what is missing
+    python -m gioada ablation --out runs/ablation --summary docs    # docs/ablation.json + .md
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Sequence
+
+from .checkpoint import METRICS, RUN_INFO, read_json
+
+# Row name -> train flags. The first six are the shipped models the app knows; the three split rows
+# switch off one use of geometry each (no-depth switches off all three).
+ROWS: dict[str, tuple[str, ...]] = {
+    "source-only": ("--lam-input", "0", "--lam-output", "0"),
+    "input-only": ("--lam-output", "0"),
+    "output-only": ("--lam-input", "0"),
+    "no-depth": ("--lam-depth", "0", "--no-transform-depth", "--no-output-disc-depth"),
+    "gioada": (),
+    "oracle": ("--oracle", "--lam-input", "0", "--lam-output", "0"),
+    "no-depth-loss": ("--lam-depth", "0"),
+    "no-g-depth": ("--no-transform-depth",),
+    "no-dout-depth": ("--no-output-disc-depth",),
+}
+SHIPPED_ROWS = ("source-only", "input-only", "output-only", "no-depth", "gioada", "oracle")
+# The shipped length: 128×384 native frames, random 64×192 crops, batch 8 (the config's defaults).
+TRAIN_ARGS = ("--steps", "3000", "--val-every", "500", "--eval-scenes", "500", "--half")
+SEEDS = (0, 1, 2)
+THIN = ("pole", "traffic light", "traffic sign")
+
+
+def run_dir(out: str | Path, row: str, seed: int) -> Path:
+    return Path(out) / row / f"seed{seed}"
+
+
+def command(out: str | Path, row: str, seed: int, extra: Sequence[str] = ()) -> list[str]:
+    """The train command of ``row`` with ``seed`` (``extra`` flags last, so they win)."""
+    return [sys.executable, "-m", "gioada", "train", "--out", str(run_dir(out, row, seed)), *ROWS[row],
+            "--seed", str(seed), *TRAIN_ARGS, *extra]
+
+
+def pending(out: str | Path, rows: Sequence[str], seeds: Sequence[int]) -> list[tuple[str, int]]:
+    """(row, seed) pairs whose run is not there yet, seeds first (seed 0 of every row, then seed 1, ...)."""
+    return [(r, s) for s in seeds for r in rows if not run_dir(out, r, s).exists()]
+
+
+def train_all(out: str | Path, rows: Sequence[str] = tuple(ROWS), seeds: Sequence[int] = SEEDS, jobs: int = 1,
+              threads: int = 1, extra: Sequence[str] = (), log=print) -> list[tuple[str, int, int]]:
+    """Train every missing (row, seed), ``jobs`` at a time with ``threads`` torch threads each.
+
+    Returns ``(row, seed, exit code)`` per run started. Each run's console output goes to
+    ``OUT/ROW/seedS.log``.
+    """
+    unknown = set(rows) - set(ROWS)
+    if unknown:
+        raise ValueError(f"unknown rows {sorted(unknown)}: choose from {', '.join(ROWS)}")
+    todo = pending(out, rows, seeds)
+    log(f"{len(todo)} runs to train in {out} ({jobs} at a time, {threads} threads each)")
+    env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+    def one(job: tuple[str, int]) -> tuple[str, int, int]:
+        row, seed = job
+        path = run_dir(out, row, seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        start = time.time()
+        with open(path.parent / f"seed{seed}.log", "w") as f:
+            code = subprocess.run(command(out, row, seed, extra), stdout=f, stderr=subprocess.STDOUT,
+                                  env=env).returncode
+        log(f"{row} seed {seed}: {'done' if code == 0 else f'FAILED (exit {code})'} in {time.time() - start:.0f} s")
+        return row, seed, code
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(one, todo))
+
+
+def _mean_std(values: list[float]) -> dict[str, Any]:
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else None,
+            "n": len(values), "values": values}
+
+
+def summarise(out: str | Path, rows: Sequence[str] = tuple(ROWS)) -> dict[str, Any]:
+    """Every finished seed's metrics and command, and per row the mean ± std over seeds (sample std)."""
+    summary: dict[str, Any] = {}
+    for row in rows:
+        seeds = sorted((p for p in Path(out, row).glob("seed*") if p.is_dir() and (p / METRICS).is_file()),
+                       key=lambda p: int(p.name[4:]))
+        runs = {}
+        for p in seeds:
+            target = read_json(p, METRICS)["target"]
+            info = read_json(p, RUN_INFO)
+            runs[p.name] = {"miou": target["miou"], "per_class_iou": target["per_class_iou"], "depth": target["depth"],
+                            "scenes": target["scenes"], "command": info.get("command"),
+                            "hardware": info.get("hardware"), "train_seconds": info.get("train_seconds")}
+        if not runs:
+            continue
+        per_class = {c: statistics.fmean(r["per_class_iou"][c] for r in runs.values())
+                     for c in next(iter(runs.values()))["per_class_iou"]}
+        summary[row] = {"seeds": runs, "miou": _mean_std([r["miou"] for r in runs.values()]),
+                        "thin_miou": _mean_std([statistics.fmean(r["per_class_iou"][c] for c in THIN)
+                                                for r in runs.values()]),
+                        "per_class_iou_mean": per_class}
+    return summary
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """The README's table: target mIoU mean ± std over seeds, thin classes, per-class means."""
+    short = ["road", "bldg", "pole", "light", "sign", "veg", "terr", "sky", "car", "truck"]
+    head = "| row | seeds | target mIoU | pole+light+sign | " + " | ".join(short) + " |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for row, s in summary.items():
+        pm = lambda d: f"{d['mean']:.1f} ± {d['std']:.1f}" if d["std"] is not None else f"{d['mean']:.1f}"  # noqa: E731
+        per_class = " | ".join(f"{v:.1f}" for v in s["per_class_iou_mean"].values())
+        lines.append(f"| `{row}` | {s['miou']['n']} | **{pm(s['miou'])}** | {pm(s['thin_miou'])} | {per_class} |")
+    return "\n".join(lines)
+
+
+def write_summary(out: str | Path, docs: str | Path) -> dict[str, Any]:
+    summary = summarise(out)
+    Path(docs).mkdir(parents=True, exist_ok=True)
+    Path(docs, "ablation.json").write_text(json.dumps(summary, indent=1) + "\n")
+    Path(docs, "ablation.md").write_text(markdown(summary) + "\n")
+    return summary

@@ -1,0 +1,59 @@
+"""The ablation rows are exactly the settings they name, and an interrupted ablation resumes."""
+import json
+
+import pytest
+
+from gioada.ablation import ROWS, SHIPPED_ROWS, command, pending, run_dir, summarise
+from gioada.cli import build_parser, train_config
+from gioada.pretrained import SHIPPED
+
+
+def _config(row):
+    argv = command("runs/x", row, 0)[3:]  # after "python -m gioada"
+    return train_config(build_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize("row, lam_in, lam_out, lam_depth, g_depth, d_depth, oracle", [
+    ("source-only", 0, 0, 0.5, True, True, False),
+    ("input-only", 0.1, 0, 0.5, True, True, False),
+    ("output-only", 0, 0.02, 0.5, True, True, False),
+    ("gioada", 0.1, 0.02, 0.5, True, True, False),
+    ("no-depth", 0.1, 0.02, 0, False, False, False),
+    ("no-depth-loss", 0.1, 0.02, 0, True, True, False),
+    ("no-g-depth", 0.1, 0.02, 0.5, False, True, False),
+    ("no-dout-depth", 0.1, 0.02, 0.5, True, False, False),
+    ("oracle", 0, 0, 0.5, True, True, True),
+])
+def test_each_row_is_the_setting_it_names(row, lam_in, lam_out, lam_depth, g_depth, d_depth, oracle):
+    cfg = _config(row)
+    m = cfg.model
+    assert (m.lam_input, m.lam_output, m.lam_depth) == (lam_in, lam_out, lam_depth)
+    assert (m.transform_depth, m.output_disc_depth, cfg.data.oracle) == (g_depth, d_depth, oracle)
+    assert (cfg.data.height, cfg.data.width, cfg.data.crop, cfg.steps) == (128, 384, (64, 192), 3000)
+
+
+def test_rows_cover_the_shipped_models():
+    assert set(SHIPPED_ROWS) == set(SHIPPED) and set(SHIPPED_ROWS) <= set(ROWS)
+
+
+def _fake_run(out, row, seed, miou, thin):
+    path = run_dir(out, row, seed)
+    path.mkdir(parents=True)
+    per_class = {c: 50.0 for c in ("road", "building", "pole", "traffic light", "traffic sign", "vegetation",
+                                   "terrain", "sky", "car", "truck")}
+    per_class |= {"pole": thin, "traffic light": thin, "traffic sign": thin}
+    (path / "metrics.json").write_text(json.dumps({"target": {"miou": miou, "per_class_iou": per_class,
+                                                              "depth": {}, "scenes": 500}}))
+    (path / "run.json").write_text(json.dumps({"command": f"train {row} {seed}"}))
+
+
+def test_finished_runs_are_skipped_and_summarised_as_mean_and_std(tmp_path):
+    _fake_run(tmp_path, "gioada", 0, 60.0, 10.0)
+    _fake_run(tmp_path, "gioada", 1, 64.0, 20.0)
+    assert ("gioada", 0) not in pending(tmp_path, ["gioada"], [0, 1, 2])
+    # seed by seed, so a short sitting finishes whole seeds of every row first
+    assert pending(tmp_path, ["gioada", "oracle"], [0, 1, 2]) == [("oracle", 0), ("oracle", 1), ("gioada", 2),
+                                                                   ("oracle", 2)]
+    s = summarise(tmp_path)["gioada"]
+    assert s["miou"]["mean"] == 62.0 and s["miou"]["std"] == pytest.approx(2.8284, abs=1e-3)
+    assert s["thin_miou"]["mean"] == 15.0 and s["seeds"]["seed1"]["command"] == "train gioada 1"
