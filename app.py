@@ -43,7 +43,7 @@ from gioada.plots import (CONFIDENCE_COLORS, CONFIDENCE_SERIES, LOSS_COLORS, LOS
 from gioada.pretrained import ASSETS
 from gioada.registry import ModelRegistry
 from gioada.scenes import MAX_SCENE, DatasetScenes, SceneSource
-from gioada.serving import ALLOWED_HOSTS_ENV, HostCheck, allowed_hosts
+from gioada.serving import ALLOWED_HOSTS_ENV, HostCheck, allowed_hosts, scrub_paths
 from gioada.uploads import MAX_UPLOAD_BYTES
 
 log = logging.getLogger("gioada.app")
@@ -121,10 +121,28 @@ adversarial labels flipped. Training has converged when both discriminators answ
 # ---------------------------------------------------------------------------------------------------
 def _message(e: Exception) -> gr.Error:
     if isinstance(e, (ValueError, RunInProgress, FileNotFoundError)):
-        return gr.Error(str(e), print_exception=False)
+        return gr.Error(scrub_paths(str(e)), print_exception=False)
     log.exception("unexpected error in an app callback")
     return gr.Error("Something went wrong on the server (it has been logged). Please try again.",
                     print_exception=False)
+
+
+def _check_arguments(fn: Callable, args: tuple, kwargs: dict) -> None:
+    """An API call with the wrong number of inputs gets a message naming the inputs expected."""
+    try:
+        inspect.signature(fn).bind(*args, **kwargs)
+    except TypeError:
+        names = [p for p in inspect.signature(fn).parameters]
+        raise gr.Error(f"this endpoint takes {len(names)} inputs ({', '.join(names)}), got {len(args) + len(kwargs)}",
+                       print_exception=False) from None
+
+
+def _check_input_count(block_fn: Any, inputs: list[Any]) -> None:
+    """Gradio's own check of the number of inputs, with a message an API caller can act on."""
+    if len(inputs) != len(block_fn.inputs):
+        names = [getattr(b, "label", None) or type(b).__name__ for b in block_fn.inputs]
+        raise gr.Error(f"/{block_fn.api_name or block_fn.name} takes {len(names)} inputs ({', '.join(map(str, names))}), "
+                       f"got {len(inputs)}", print_exception=False)
 
 
 def friendly(fn: Callable) -> Callable:
@@ -132,6 +150,7 @@ def friendly(fn: Callable) -> Callable:
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen(*args: Any, **kwargs: Any):
+            _check_arguments(fn, args, kwargs)
             try:
                 yield from fn(*args, **kwargs)
             except gr.Error:
@@ -142,6 +161,7 @@ def friendly(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any):
+        _check_arguments(fn, args, kwargs)
         try:
             return fn(*args, **kwargs)
         except gr.Error:
@@ -700,6 +720,7 @@ def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = 7860,
     Requests whose Host header is not one the app serves get a 403 (DNS rebinding): allowed are localhost,
     127.0.0.1, ::1, ``host``, ``hosts`` and the names in ``$GIOADA_ALLOWED_HOSTS``."""
     allowed = allowed_hosts(host, hosts, share=share)
+    demo.validate_inputs = _check_input_count      # instead of a message that reaches API callers as null
     return demo.launch(server_name=host, server_port=port, share=share, max_file_size=MAX_FILE_SIZE, theme=THEME,
                        css=CSS, prevent_thread_lock=prevent_thread_lock, quiet=quiet, ssr_mode=False,
                        show_error=False, app_kwargs={"middleware": [Middleware(HostCheck, allowed=allowed)]})

@@ -59,7 +59,7 @@ PRESETS: dict[str, tuple[float, float, float]] = {
 def preset(name: str, depth: bool = True) -> tuple[float, float, float]:
     """(lam_input, lam_output, lam_depth) of a named preset; ``depth=False`` (a source without depth, such
     as GTA5) turns the depth loss off."""
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:
         raise ValueError(f"unknown preset {str(name)[:40]!r}: choose one of {', '.join(PRESETS)}")
     lam_input, lam_output, lam_depth = PRESETS[name]
     return lam_input, lam_output, lam_depth if depth else 0.0

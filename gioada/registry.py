@@ -86,10 +86,8 @@ class ModelRegistry:
                 return self._cache[stamp]
             try:
                 model = load_model(path, self.device)
-            except (ValueError, FileNotFoundError, TypeError) as e:
-                # Name the model, not the server's folders.
-                reason = str(e).replace(str(path / WEIGHTS), WEIGHTS).replace(str(path), key)
-                raise ValueError(f"model {key!r} could not be loaded: {reason}") from e
+            except (ValueError, FileNotFoundError, TypeError, KeyError, RecursionError) as e:
+                raise ValueError(f"model {key!r} could not be loaded: {_reason(e, path, key)}") from e
             self._cache[stamp] = model
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
@@ -99,14 +97,17 @@ class ModelRegistry:
         path = self.resolve(key)
         try:
             return load_run_config(path)
-        except (TypeError, ValueError, KeyError) as e:
-            raise ValueError(f"model {key!r} has an invalid config.json: {e}") from e
+        except (TypeError, ValueError, KeyError, OSError, RecursionError) as e:
+            raise ValueError(f"model {key!r} has an invalid config.json: {_reason(e, path, key)}") from e
 
     def describe(self, key: str) -> str:
         """One line of Markdown: what the model is (lambdas, size, steps) and its stored target mIoU."""
         cfg = self.config(key)
         m = cfg.model
-        miou = read_json(self.resolve(key), METRICS).get("target", {}).get("miou")
+        try:
+            miou = read_json(self.resolve(key), METRICS).get("target", {}).get("miou")
+        except (ValueError, OSError, RecursionError, AttributeError):
+            miou = None                          # an unreadable metrics.json only loses the figure
         parts = [f"λ_in {m.lam_input:g}", f"λ_out {m.lam_output:g}", f"λ_depth {m.lam_depth:g}",
                  f"{cfg.steps} steps at {cfg.data.height}×{cfg.data.width}"]
         if cfg.data.oracle:
@@ -114,3 +115,11 @@ class ModelRegistry:
         if isinstance(miou, (int, float)):
             parts.append(f"held-out target mIoU {miou:.1f}%")
         return " · ".join(parts)
+
+
+def _reason(e: BaseException, path: Path, key: str) -> str:
+    """Why loading failed, naming the model rather than the server's folders."""
+    if isinstance(e, RecursionError):
+        return "it is nested too deeply to be a gioada file"
+    reason = str(e).replace(str(path / WEIGHTS), WEIGHTS).replace(str(path.resolve()), key).replace(str(path), key)
+    return reason[:300]

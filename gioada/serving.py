@@ -7,6 +7,7 @@ read results. :func:`allowed_hosts` builds the list from the address served and 
 from __future__ import annotations
 
 import os
+import re
 import socket
 from typing import Any, Awaitable, Callable, Iterable
 
@@ -82,3 +83,11 @@ class HostCheck:
                     "headers": [(b"content-type", b"text/plain; charset=utf-8"),
                                 (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.])(?:/[\w.@+-]+){2,}/?")
+
+
+def scrub_paths(text: str) -> str:
+    """``text`` with every absolute path cut to its last part: messages never show the server's folders."""
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], text)

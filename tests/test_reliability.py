@@ -265,3 +265,48 @@ def test_stop_as_training_starts_trains_no_step_and_saves_nothing(tmp_path):
     assert snap.state == "stopped" and snap.step == 0 and snap.run_key is None
     assert "nothing was saved" in snap.message
     assert not any((tmp_path / "runs").iterdir())
+
+
+# ---------------------------------------------------------------------------------------------------
+# 7. No server path or internals in any message (Explore, Fine-tune and the API itself)
+# ---------------------------------------------------------------------------------------------------
+def _call(url: str, api: str, data: list) -> str:
+    """A raw API call: the text of its result or error event."""
+    import httpx
+    event = httpx.post(f"{url}gradio_api/call/{api}", json={"data": data}).json()["event_id"]
+    return httpx.get(f"{url}gradio_api/call/{api}/{event}", timeout=120).text
+
+
+def test_api_failures_get_specific_messages_without_paths(bare_app):
+    demo, url = bare_app
+    runs = demo.gioada["registry"].runs_dir
+    deep = runs / "deep"
+    deep.mkdir(parents=True)
+    (deep / "model.safetensors").write_bytes(b"not weights")
+    (deep / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    broken = runs / "broken"
+    broken.mkdir()
+    (broken / "model.safetensors").write_bytes(b"not weights")
+    (broken / "config.json").write_text((ROOT / "assets" / "gioada" / "config.json").read_text()
+                                        if (ROOT / "assets" / "gioada" / "config.json").is_file() else "{}")
+    root = str(runs.parent)
+    cases = [
+        ("explore", ["runs/deep", "", 1, 1.0], "nested too deeply"),
+        ("explore", ["runs/broken", "", 1, 1.0], "runs/broken"),
+        ("explore", ["gioada", "", 1], "takes 4 inputs"),                  # too few
+        ("explore", ["", "", 1, 1.0, "extra"], "takes 4 inputs"),          # too many
+        ("apply_preset", [["Full GIO-Ada"]], "is not in the list of choices"),
+        ("finetune", [0.1, 0.1, 0.5, 1e-3, 2, 2, 32, 0, "runs/deep"], "takes 10 inputs"),
+    ]
+    for api, data, message in cases:
+        text = _call(url, api, data)
+        assert "event: error" in text and message in text, (api, data, text[:400])
+        assert "Something went wrong" not in text and "null" not in text.split("event: error", 1)[1][:40]
+        assert root not in text and "/tmp/" not in text, (api, text[:400])
+
+
+@pytest.mark.parametrize("name", [["Full GIO-Ada"], {"a": 1}, None, 3])
+def test_a_preset_name_that_is_not_text_is_refused_clearly(name):
+    from gioada.finetune import preset
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset(name)
