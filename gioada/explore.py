@@ -8,19 +8,22 @@ discriminators think of each input (probability "real", overall and per location
 """
 from __future__ import annotations
 
+import re
+import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .classes import IGNORE_INDEX, LabelSpace
 from .constants import FAR_DEPTH
 from .data.synthetic import image_to_tensor, tensor_to_image
-from .metrics import image_miou
-from .module import GIOAda
-from .panels import captioned, confidence_panel, depth_with_scale, upscale
+from .lab import FOREGROUND
+from .panels import captioned, confidence_panel, depth_png, depth_with_scale, label_png, strip, upscale
 from .registry import ModelRegistry
 from .scenes import MAX_SCENE, SceneSource, SimScenes
 from .sim import MAX_STRENGTH, Sample
@@ -28,17 +31,24 @@ from .uploads import fit_to, load_upload
 from .validation import check_int, check_number
 from .viz import overlay
 
+if TYPE_CHECKING:   # GIOAda imports Lightning: loaded where a model is built
+    from .module import GIOAda
+
 
 @dataclass
 class ModelView:
-    """What one model makes of the scene. Images are H'×W'×3 uint8, ready to display."""
+    """What one model makes of the scene. Images are H'×W'×3 uint8, ready to display; each before/after
+    pair (``source``/``translation``, ``truth``/``prediction``) has one size, for a comparison slider."""
 
     key: str
     description: str
+    source: np.ndarray | None               # the source image, captioned like the translation
     translation: np.ndarray | None          # G(source); the source itself when the model does not adapt
+    truth: np.ndarray                       # ground-truth classes on the target image (an upload: the photo)
     prediction: np.ndarray                  # segmentation of the target image, overlaid on it
-    depth: np.ndarray                       # predicted depth of the target image, with a scale bar
-    confidence: np.ndarray                  # per-location P(real) maps of D_in (translation, target)
+    panels: np.ndarray                      # predicted depth (with a scale bar) and D_in's P(real) maps, side by side
+    labels_raw: np.ndarray                  # predicted classes H×W uint8 (the models' size), for downloads
+    depth_raw: np.ndarray                   # predicted depth H×W float32, metres
     miou_target: float | None               # per-image mIoU (%) on the target image
     miou_source: float | None               # per-image mIoU (%) on the source image
     depth_abs_rel: float | None             # mean |pred - gt| / gt on the target image (sky excluded)
@@ -52,10 +62,7 @@ class ExploreResult:
     """One scene and each model's view of it."""
 
     title: str
-    source: np.ndarray | None               # source-domain image (None for an upload)
-    target: np.ndarray                      # target-domain image (or the upload)
-    labels: np.ndarray | None               # ground-truth classes, coloured
-    depth: np.ndarray | None                # ground-truth depth, with a scale bar
+    strip: np.ndarray                       # source | target | ground truth | ground-truth depth, in one image
     models: list[ModelView]
     notes: list[str] = field(default_factory=list)
     size: tuple[int, int] = (0, 0)          # the H×W the models saw
@@ -73,6 +80,10 @@ class Explorer:
     # -- the two entry points ------------------------------------------------------------------------
     def scene(self, model_keys: Sequence[str], index: Any, shift: Any = 1.0) -> ExploreResult:
         """Scene number ``index`` at shift ``shift`` through each model in ``model_keys`` (0, 1 or 2)."""
+        with FOREGROUND.active():                    # a playing lab waits for this click
+            return self._scene(model_keys, index, shift)
+
+    def _scene(self, model_keys: Sequence[str], index: Any, shift: Any) -> ExploreResult:
         index = check_int("scene", index, 0, MAX_SCENE)
         shift = check_number("shift", shift, 0.0, MAX_STRENGTH)
         keys = self._check_keys(model_keys)
@@ -81,12 +92,13 @@ class Explorer:
         source, target, title = self.scenes.get(index, shift, height, width)
         space = self.scenes.space
         max_depth = models[0][1].hparams.max_depth if models else FAR_DEPTH
+        tiles = [(upscale(source.image), "Source (synthetic)"),
+                 (upscale(target.image), "Target (real-style)" if self.scenes.kind == "sim" else "Target"),
+                 (upscale(overlay(target.image, target.labels, 0.75, space)), "Ground truth")]
+        if target.depth is not None:
+            tiles.append((depth_with_scale(target.depth, max_depth), "Ground-truth depth"))
         result = ExploreResult(
-            title=title, source=captioned(upscale(source.image), "Source (synthetic)"),
-            target=captioned(upscale(target.image), "Target (real-style)" if self.scenes.kind == "sim" else "Target"),
-            labels=captioned(upscale(overlay(target.image, target.labels, 0.75, space)), "Ground truth"),
-            depth=(captioned(depth_with_scale(target.depth, max_depth), "Ground-truth depth")
-                   if target.depth is not None else None),
+            title=title, strip=strip(tiles),
             models=[_view(k, self.registry.describe(k), m, source, target, space) for k, m in models],
             size=(height, width))
         if not models:
@@ -95,6 +107,10 @@ class Explorer:
 
     def upload(self, model_keys: Sequence[str], data: bytes | str | Path) -> ExploreResult:
         """An uploaded photo through each model: no ground truth and no source rendering."""
+        with FOREGROUND.active():
+            return self._upload(model_keys, data)
+
+    def _upload(self, model_keys: Sequence[str], data: bytes | str | Path) -> ExploreResult:
         keys = self._check_keys(model_keys)
         image = load_upload(data)
         height, width = self._size(keys)
@@ -105,7 +121,7 @@ class Explorer:
         result = ExploreResult(
             title=f"Your image ({w}×{h}), centre-cropped to the models' {width}:{height} aspect and resized "
                   f"to {width}×{height}: no ground truth, and no source rendering to translate",
-            source=None, target=captioned(upscale(cropped), "Your image"), labels=None, depth=None,
+            strip=strip([(upscale(cropped), "Your image")]),
             models=[_view(k, self.registry.describe(k), m, None, target, self.scenes.space) for k, m in models],
             size=(height, width))
         if not models:
@@ -149,6 +165,7 @@ _NO_MODEL = ("No trained model is available yet: the shipped models are missing 
 def _view(key: str, description: str, model: GIOAda, source: Sample | None, target: Sample,
           space: LabelSpace) -> ModelView:
     """Run one model on (source, target): T on source / translation / target, both discriminators."""
+    from .metrics import image_miou     # torchmetrics: already loaded with the model, not needed before
     device = next(model.parameters()).device
     hp = model.hparams
     x_t = image_to_tensor(target.image)[None].to(device)                         # 1×3×H×W
@@ -164,9 +181,11 @@ def _view(key: str, description: str, model: GIOAda, source: Sample | None, targ
         names = ["source", "translated", "target"]
     logits, pred_depth = model(batch)                                              # n×K×H×W, n×1×H×W
     outputs = model.task_outputs(logits, pred_depth)                               # n×(K+1)×H×W
-    p_in = model.input_discriminator(batch)[:, 0].tolist()
+    probs = torch.sigmoid(model.input_discriminator.logits_map(batch))            # n×1×H/8×W/8: D_in runs once
+    p_in = probs.mean(dim=(2, 3))[:, 0].tolist()                                  # = input_discriminator(batch)
     p_out = model.output_discriminator(outputs)[:, 0].tolist()
-    map_in = model.input_discriminator.confidence_map(batch)[:, 0].cpu().numpy()  # n×H×W
+    map_in = F.interpolate(probs, size=batch.shape[2:], mode="bilinear",            # = confidence_map(batch)
+                           align_corners=False)[:, 0].cpu().numpy()               # n×H×W
     pred = logits.argmax(1).cpu()
     t = len(names) - 1
 
@@ -193,13 +212,18 @@ def _view(key: str, description: str, model: GIOAda, source: Sample | None, targ
             notes.append("λ_out = 0: the output discriminator was never trained; its numbers mean nothing.")
     if hp.lam_depth == 0:
         notes.append("λ_depth = 0: trained without depth, so the depth head got no loss and its map means nothing.")
+    depth_t = pred_depth[t, 0].cpu().numpy()
+    panels = strip([(depth_with_scale(depth_t, hp.max_depth), "Predicted depth (target)"),
+                    (confidence_panel(tiles), "Where D_in thinks: real or fake?")])
     return ModelView(
         key=key, description=description,
+        source=captioned(upscale(source.image), "Source") if source is not None else None,
         translation=(captioned(upscale(tensor_to_image(translated[0])), "Translation G(source)")
                      if source is not None else None),
+        truth=(captioned(upscale(overlay(target.image, target.labels, 0.75, space)), "Ground truth")
+               if target.labels is not None else captioned(upscale(target.image), "Your image")),
         prediction=captioned(upscale(overlay(target.image, pred[t].numpy(), 0.75, space)), "Prediction on target"),
-        depth=captioned(depth_with_scale(pred_depth[t, 0].cpu().numpy(), hp.max_depth), "Predicted depth (target)"),
-        confidence=captioned(confidence_panel(tiles), "Where D_in thinks: real or fake?"),
+        panels=panels, labels_raw=pred[t].numpy().astype(np.uint8), depth_raw=depth_t.astype(np.float32),
         miou_target=miou_target, miou_source=miou_source, depth_abs_rel=abs_rel,
         d_in=dict(zip(names, p_in)), d_out=dict(zip(names, p_out)), notes=notes)
 
@@ -213,3 +237,24 @@ def depth_abs_rel(pred: np.ndarray, gt: np.ndarray, labels: np.ndarray | None, m
         return None
     p, g = np.maximum(pred[valid], 1e-3), gt[valid]
     return float(np.mean(np.abs(p - g) / g))
+
+
+DOWNLOADS = Path(tempfile.gettempdir()) / "gioada-downloads"
+MAX_DOWNLOADS = 64                       # files kept in DOWNLOADS (oldest removed first)
+_downloads_lock = threading.Lock()
+
+
+def raw_downloads(view: ModelView, space: LabelSpace, tag: str, folder: Path = DOWNLOADS) -> list[str]:
+    """``view``'s raw outputs as files: the label map as an indexed PNG with the class palette, and depth as a
+    16-bit PNG in centimetres. ``tag`` names the input (e.g. "scene3"); the folder keeps the newest files only."""
+    name = re.sub(r"[^a-z0-9._-]+", "-", f"{view.key}-{tag}".lower()).strip("-.")[:80]
+    files = {folder / f"{name}-labels.png": label_png(view.labels_raw, space),
+             folder / f"{name}-depth-cm.png": depth_png(view.depth_raw)}
+    with _downloads_lock:
+        folder.mkdir(parents=True, exist_ok=True)
+        for path, data in files.items():
+            path.write_bytes(data)
+        old = sorted(folder.glob("*.png"), key=lambda p: p.stat().st_mtime)[:-MAX_DOWNLOADS]
+        for path in old:
+            path.unlink(missing_ok=True)
+    return [str(p) for p in files]

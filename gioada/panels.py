@@ -3,6 +3,7 @@ and the discriminator's confidence panel. Inputs and outputs are H×W×3 uint8 a
 """
 from __future__ import annotations
 
+import io
 from typing import Sequence
 
 import numpy as np
@@ -11,7 +12,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .constants import FAR_DEPTH
 from .data.synthetic import tensor_to_image
-from .viz import colorize_confidence, colorize_depth
+from .classes import LabelSpace
+from .viz import colorize_confidence, colorize_depth, palette
 
 DISPLAY_WIDTH = 384                      # images are upscaled (nearest) to about this width for display
 
@@ -101,3 +103,31 @@ def confidence_panel(tiles: Sequence[tuple[np.ndarray, torch.Tensor, str]]) -> n
     for r in rows:
         out += [r, gap]
     return np.concatenate(out + [np.asarray(key)], axis=0)
+
+
+def strip(tiles: Sequence[tuple[np.ndarray, str]], gap: int = 6) -> np.ndarray:
+    """Captioned images side by side, top-aligned on a white background: one image to send instead of several."""
+    images = [captioned(image, text) for image, text in tiles]
+    h = max(im.shape[0] for im in images)
+    out = []
+    for im in images:
+        out += [np.pad(im, ((0, h - im.shape[0]), (0, 0), (0, 0)), constant_values=255),
+                np.full((h, gap, 3), 255, np.uint8)]
+    return np.concatenate(out[:-1], axis=1)
+
+
+def label_png(labels: np.ndarray, space: LabelSpace) -> bytes:
+    """A class map H×W as an indexed (palette) PNG: pixel values are class indices, colours the classes'."""
+    im = Image.fromarray(np.asarray(labels, np.uint8), mode="P")
+    im.putpalette(palette(space).reshape(-1).tolist())
+    buf = io.BytesIO()
+    im.save(buf, "PNG", optimize=False)
+    return buf.getvalue()
+
+
+def depth_png(depth: np.ndarray) -> bytes:
+    """Depth H×W in metres as a 16-bit grey PNG in centimetres (0 .. 655.35 m)."""
+    cm = np.clip(np.round(np.asarray(depth, np.float64) * 100), 0, 65535).astype(np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(cm).save(buf, "PNG")
+    return buf.getvalue()

@@ -110,14 +110,18 @@ def test_explore_compares_two_models(served):
     out = client.predict("gioada", "source-only", 3, 1.0, api_name="/explore")
     latency = time.perf_counter() - t
     # (the two rows' visibility updates are layout, not values: the client skips them)
-    assert len(out) == 18
-    title, src, tgt, gt, gt_depth = out[:5]
+    # title, scene strip, then per model: title, 2 before/after sliders, depth+D_in panel, numbers, downloads
+    assert len(out) == 15
+    title, strip = out[:2]
     assert "Held-out scene #3" in title and "shift strength 1" in title
-    assert "`gioada`" in out[5] and "`source-only`" in out[11]
-    for path in (src, tgt, gt, gt_depth, *out[6:10], *out[12:16]):
+    assert "`gioada`" in out[2] and "`source-only`" in out[8]
+    for path in (strip, *out[3], *out[4], out[5], *out[9], *out[10], out[11]):
         assert Path(path).is_file(), path
-    assert "mIoU on target" in out[10] and "50%" in out[10]      # model A's numbers, chance marked
-    assert "No adversaries" in out[16]                           # model B (source-only) is explained
+    assert "mIoU on target" in out[6] and "50%" in out[6]        # model A's numbers, chance marked
+    assert "No adversaries" in out[12]                           # model B (source-only) is explained
+    labels, depth = (Image.open(f) for f in out[7])              # raw outputs: indexed PNG, 16-bit PNG in cm
+    assert labels.mode == "P" and labels.getpalette()[:3] == [128, 64, 128]   # class 0, road
+    assert np.asarray(labels).max() < 10 and depth.mode.startswith("I") and np.asarray(depth).max() > 100
     print(f"explore, two models, over HTTP: {latency * 1000:.0f} ms")
 
 
@@ -140,8 +144,8 @@ def test_uploads_good_and_bad(served, tmp_path):
     good = tmp_path / "photo.jpg"
     good.write_bytes(png_bytes(Image.new("RGB", (120, 90), (90, 120, 160)), "JPEG"))
     out = client.predict(handle_file(str(good)), "gioada", "source-only", api_name="/explore_upload")
-    assert "Your image (120×90)" in out[0] and Path(out[2]).is_file()
-    assert out[1] is None and out[3] is None                     # no source rendering, no ground truth
+    assert "Your image (120×90)" in out[0] and Path(out[1]).is_file()
+    assert out[3] is None and Path(out[4][0]).is_file()          # no source to translate; photo vs prediction
 
     bad = {"corrupt.png": (b"\x89PNG\r\n\x1a\n" + b"garbage" * 20, "truncated or corrupt"),
            "notes.png": (b"just some text, not an image", "not an image we can read"),
@@ -369,7 +373,7 @@ def test_no_models_installed_still_explores_and_trains(tmp_path):
     registry = ModelRegistry(tmp_path / "empty-assets", tmp_path / "runs", device="cpu")
     result = Explorer(registry).scene(["", ""], 0, 1.0)
     assert result.models == [] and "No trained model" in result.notes[0]
-    assert result.source.shape[2] == 3 and result.depth is not None
+    assert result.strip.shape[2] == 3 and result.strip.shape[1] > 4 * 384     # source, target, truth, depth
 
 
 def test_diagram_greys_out_switched_off_parts():

@@ -1,0 +1,136 @@
+"""What a user feels in Chromium (Playwright): Explore's click latency, and what watching a run costs.
+
+``explore``: the app (shipped models, two compared) in this process; each click on a gallery scene is
+timed from the click until the scene's title and every panel image (all of them new, decoded) show in the
+page. Prints every click and the median.
+
+``watched``: the same fine-tuning settings run twice, alternately: on the command line
+(``python -m gioada train``, steps/s from its run.json) and from the Fine-tune tab watched in Chromium
+(steps/s from the app's progress line). Prints both and their ratio (the goal: watching costs nothing,
+ratio >= 0.85). Other work on the machine slows both; say what else was running when you quote a figure.
+
+    python -m bench.bench_browser explore [--clicks 10]
+    python -m bench.bench_browser watched [--steps 60] [--rounds 2]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+PANELS = ("#scene-strip", "#a-slider-translation", "#a-slider-prediction", "#a-panels", "#b-slider-translation",
+          "#b-slider-prediction", "#b-panels")
+
+
+def _serve(**kw):
+    import app
+    demo = app.build_demo(**kw)
+    _, url, _ = app.launch(demo, port=None, prevent_thread_lock=True, quiet=True)
+    return demo, url
+
+
+def _browser(p):
+    return p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+
+
+def explore(clicks: int) -> None:
+    from playwright.sync_api import sync_playwright
+    demo, url = _serve()
+    sel = ", ".join(f"{s} img" for s in PANELS)
+    ready = ("([n, old]) => { const t = document.querySelector('#scene-title');"
+             " if (!t || !t.innerText.includes('scene #' + n + ' ')) return false;"
+             f" const imgs = [...document.querySelectorAll('{sel}')];"
+             " return imgs.length >= 7 && imgs.every(e => e.complete && e.naturalWidth > 0 && !old.includes(e.src)); }")
+    times = []
+    with sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url, wait_until="load")
+        page.wait_for_function("document.querySelector('#a-panels img') !== null", timeout=120_000)
+        for i in range(clicks + 1):
+            n = [1, 2, 3, 4, 5, 0][i % 6]
+            old = page.evaluate(f"[...document.querySelectorAll('{sel}')].map(e => e.src)")
+            t = time.perf_counter()
+            page.locator("#scene-gallery button").nth(n).click()
+            page.wait_for_function(ready, arg=[n, old], timeout=60_000, polling="raf")
+            ms = 1000 * (time.perf_counter() - t)
+            if i:                          # the first click warms the page's image pipeline
+                times.append(ms)
+                print(f"click {i}: scene {n}: {ms:.0f} ms", flush=True)
+        browser.close()
+    demo.close()
+    print(f"explore click -> every panel updated in Chromium: median {statistics.median(times):.0f} ms "
+          f"(min {min(times):.0f}, max {max(times):.0f}, {len(times)} clicks)")
+
+
+def _cli(steps: int, batch: int, height: int, out: Path) -> float:
+    cmd = [sys.executable, "-m", "gioada", "train", "--out", str(out), "--steps", str(steps), "--batch-size",
+           str(batch), "--height", str(height), "--width", str(3 * height), "--val-every", str(steps),
+           "--val-scenes", "8", "--eval-scenes", "4"]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return json.loads((out / "run.json").read_text())["steps_per_second"]
+
+
+def _watched(url: str, steps: int, batch: int, height: int) -> float:
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url, wait_until="load")
+        page.get_by_role("tab", name="Fine-tune").click()
+        page.get_by_role("button", name="Start fine-tuning").click()
+        page.wait_for_selector("#ft-progress >> text=/Finished|Stopped|failed|diverged/", timeout=3_600_000)
+        text = page.inner_text("#ft-progress")
+        browser.close()
+    m = re.search(r"([\d.]+) steps/s", text)
+    if not m:
+        raise SystemExit(f"no steps/s in the progress line: {text!r}")
+    return float(m.group(1))
+
+
+def watched(steps: int, batch: int, height: int, rounds: int) -> None:
+    from gioada.finetune import FinetuneParams
+    with tempfile.TemporaryDirectory() as tmp:
+        defaults = FinetuneParams(steps=steps, batch_size=batch, height=height)
+        demo, url = _serve(runs_dir=Path(tmp) / "runs", eval_scenes=4, defaults=defaults)
+        cli, web = [], []
+        for r in range(rounds):
+            cli.append(_cli(steps, batch, height, Path(tmp) / f"cli-{r}"))
+            web.append(_watched(url, steps, batch, height))
+            print(f"round {r + 1}: CLI {cli[-1]:.2f} steps/s, watched in Chromium {web[-1]:.2f} steps/s", flush=True)
+        demo.close()
+    c, w = statistics.median(cli), statistics.median(web)
+    print(f"watched/CLI steps/s: {w:.2f}/{c:.2f} = {w / c:.2f} (goal >= 0.85; {steps} steps, batch {batch}, "
+          f"{height}x{3 * height} crops)")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="what", required=True)
+    e = sub.add_parser("explore")
+    e.add_argument("--clicks", type=int, default=10)
+    w = sub.add_parser("watched")
+    w.add_argument("--steps", type=int, default=60)
+    w.add_argument("--batch-size", type=int, default=4)
+    w.add_argument("--height", type=int, default=64)
+    w.add_argument("--rounds", type=int, default=2)
+    a = p.parse_args()
+    if not Path(CHROMIUM).exists():
+        raise SystemExit(f"{CHROMIUM} is missing: apt-get install chromium")
+    if a.what == "explore":
+        explore(a.clicks)
+    else:
+        watched(a.steps, a.batch_size, a.height, a.rounds)
+
+
+if __name__ == "__main__":
+    main()
