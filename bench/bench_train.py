@@ -122,15 +122,31 @@ def peak_memory(args: argparse.Namespace) -> None:
         print(f"peak memory of a training step at {h}×{w}, batch {b}: {out.splitlines()[-1]}")
 
 
-def gpu_report(args: argparse.Namespace) -> None:
-    if not torch.cuda.is_available():
-        print("no GPU: skipping the fp32 / bf16-mixed and largest-batch figures")
-        return
-    device = torch.device("cuda")
+def gpu_figures(h: int, w: int, native_h: int, native_w: int, steps: int = 30) -> list[str]:
+    """fp32 vs bf16-mixed Lightning steps/s, images/s and peak memory at h×w, batch 8, and the largest
+    power-of-two batch that fits at the native size. On a CPU the same figures, without memory."""
+    device = pick_device()
+    cuda = device.type == "cuda"
+    lines = []
+    for precision in ("32-true", "bf16-mixed"):
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        try:
+            sec = lightning_steps(model_for(None, steps), make_batch(8, h, w, device), steps, precision)
+            mem = f", peak {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB GPU memory" if cuda else ""
+            lines.append(f"{describe(device)} {precision} {h}×{w} batch 8: {steps / sec:.2f} steps/s, "
+                         f"{steps * 8 / sec:.1f} images/s{mem}")
+        except torch.OutOfMemoryError:
+            lines.append(f"{precision} {h}×{w} batch 8: out of memory")
+        finally:
+            if cuda:
+                torch.cuda.empty_cache()
+    if not cuda:
+        return lines + ["no GPU: the largest-batch search is skipped"]
 
     def fits(b: int) -> bool:
         try:
-            lightning_steps(model_for(args, 2), make_batch(b, 256, 768, device), 1, "bf16-mixed")
+            lightning_steps(model_for(None, 2), make_batch(b, native_h, native_w, device), 1, "bf16-mixed")
             return True
         except torch.OutOfMemoryError:
             return False
@@ -140,16 +156,17 @@ def gpu_report(args: argparse.Namespace) -> None:
     largest, b = 0, 1
     while b <= 1024 and fits(b):
         largest, b = b, b * 2
-    print(f"largest power-of-two batch that fits at 256×768 (bf16-mixed): {largest or 'none, not even 1'}")
-    b = min(8, largest)
-    for precision in ("32-true", "bf16-mixed") if b else ():
-        try:
-            sec = lightning_steps(model_for(args, 20), make_batch(b, 256, 768, device), 20, precision)
-            print(f"GPU {precision} 256×768 batch {b}: {20 / sec:.2f} steps/s, {20 * b / sec:.1f} images/s")
-        except torch.OutOfMemoryError:
-            print(f"GPU {precision} 256×768 batch {b}: out of memory")
-        finally:
-            torch.cuda.empty_cache()
+    return lines + [f"largest power-of-two batch that fits at the native {native_h}×{native_w} (bf16-mixed): "
+                    f"{largest or 'none, not even 1'}"]
+
+
+def gpu_report(args: argparse.Namespace) -> None:
+    if not torch.cuda.is_available():
+        print("no GPU: skipping the fp32 / bf16-mixed and largest-batch figures (bench/gpu.sh runs them)")
+        return
+    data = DataConfig()
+    for line in gpu_figures(data.crop_height, data.crop_width, data.height, data.width):
+        print(line)
 
 
 def describe(device: torch.device) -> str:
