@@ -445,7 +445,7 @@ def _learn_tab(manager: FinetuneManager, data: DataConfig | None, defaults: Fine
     with gr.Row():
         reset_btn = gr.Button("↺ Reset", size="sm", elem_id="lab-reset")
         play_btn = gr.Button("▶ Play", variant="primary", size="sm", elem_id="lab-play")
-        pause_btn = gr.Button("⏸ Pause", size="sm", elem_id="lab-pause")
+        pause_btn = gr.Button("❚❚ Pause", size="sm", elem_id="lab-pause")
         step_d = gr.Button("Step D", size="sm", elem_id="lab-step-d")
         step_g = gr.Button("Step G", size="sm", elem_id="lab-step-g")
         step_both = gr.Button("Step both", size="sm", elem_id="lab-step-both")

@@ -1,10 +1,13 @@
-"""One real-browser test: Debian's chromium, driven by Playwright, loads the app, explores a scene, runs a
-tiny fine-tune, and checks that the images and the plots appear. A screenshot is saved for people to look at.
+"""Real-browser tests: Debian's chromium, driven by Playwright. One loads the app, explores a scene, runs a
+tiny fine-tune and checks that the images and the plots appear; one walks through the live lab's lesson
+(Play, Pause, Step D, Step G, a failure-mode preset). Screenshots are saved for people to look at
+(GIOADA_SCREENSHOTS=/tmp/shots keeps them).
 """
 from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -55,11 +58,11 @@ def test_explore_and_finetune_in_chromium(url, tmp_path):
             page.goto(url, wait_until="load")
 
             # Explore: the page runs one scene on load; then pick another scene and run again.
-            page.wait_for_function("document.querySelector('#a-prediction img') !== null", timeout=60_000)
+            page.wait_for_function("document.querySelector('#a-panels img') !== null", timeout=60_000)
             page.locator("#scene-gallery button").nth(2).click()
             page.wait_for_selector("text=Held-out scene #2", timeout=60_000)
-            for sel in ("#src-img", "#tgt-img", "#gt-img", "#gt-depth", "#a-translation", "#a-prediction",
-                        "#a-depth", "#a-confidence", "#b-prediction"):
+            for sel in ("#scene-strip", "#a-slider-translation", "#a-slider-prediction", "#a-panels",
+                        "#b-slider-prediction", "#b-panels"):
                 page.wait_for_function(
                     f"[...document.querySelectorAll('{sel} img')].some(e => e.complete && e.naturalWidth > 0)",
                     timeout=30_000)
@@ -86,3 +89,80 @@ def test_explore_and_finetune_in_chromium(url, tmp_path):
         for name in ("explore.png", "finetune.png"):
             shutil.copy(tmp_path / name, Path(keep) / name)
     print(f"screenshots: {tmp_path / 'explore.png'}, {shot}")
+
+
+CARD = "document.querySelector('#lab-card')"
+TRANSLATION_HASH = """async () => {
+    const img = document.querySelector('#lab-translation img');
+    const bytes = new Uint8Array(await (await fetch(img.src)).arrayBuffer());
+    return bytes.reduce((h, x) => (h * 31 + x) >>> 0, 7);
+}"""
+
+
+def _card(page) -> dict:
+    return page.evaluate(f"({{...{CARD}.dataset}})")
+
+
+def _keep(tmp_path: Path, *names: str) -> None:
+    keep = os.environ.get("GIOADA_SCREENSHOTS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            shutil.copy(tmp_path / name, Path(keep) / name)
+
+
+def test_live_lab_lesson_in_chromium(url, tmp_path):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1400})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url, wait_until="load")
+            page.get_by_role("tab", name="Learn").click()
+            page.locator("#lab-reset").click()
+            page.wait_for_function(f"{CARD} && {CARD}.dataset.steps === '0'", timeout=60_000)
+
+            # Play a few seconds, then Pause: the steps stop.
+            page.locator("#lab-play").click()
+            page.wait_for_function(f"{CARD} && +{CARD}.dataset.steps >= 3", timeout=60_000)
+            page.locator("#lab-pause").click()
+            page.wait_for_function("!document.querySelector('#lab-card-box .pending, #lab-card-box .generating')",
+                                   timeout=30_000)
+            time.sleep(1.5)
+            paused = _card(page)
+            time.sleep(1.5)
+            assert _card(page)["steps"] == paused["steps"], "the lab kept training after Pause"
+            page.wait_for_function("document.querySelector('#lab-losses canvas, #lab-losses svg') !== null",
+                                   timeout=30_000)
+            page.screenshot(path=str(tmp_path / "lab-played.png"), full_page=True)
+
+            # Step D: the discriminators' bars move, G's translation does not change.
+            before, image = _card(page), page.evaluate(TRANSLATION_HASH)
+            page.locator("#lab-step-d").click()
+            page.wait_for_function(f"+{CARD}.dataset.d === {int(before['d']) + 1}", timeout=60_000)
+            after = _card(page)
+            assert after["dinReal"] != before["dinReal"] and after["g"] == before["g"]
+            assert page.evaluate(TRANSLATION_HASH) == image and float(after["change"]) == 0
+            assert "did not change" in page.inner_text("#lab-card")
+            page.screenshot(path=str(tmp_path / "lab-step-d.png"), full_page=True)
+
+            # Step G: G's translation changes; D_in's verdict on the (fixed) target image does not.
+            page.locator("#lab-step-g").click()
+            page.wait_for_function(f"+{CARD}.dataset.g === {int(after['g']) + 1}", timeout=60_000)
+            page.wait_for_function(f"async () => (await ({TRANSLATION_HASH})()) !== {image}", timeout=30_000)
+            after_g = _card(page)
+            assert after_g["dinReal"] == after["dinReal"] and after_g["d"] == after["d"]
+            assert float(after_g["change"]) > 0
+
+            # A failure-mode preset from the lesson: it resets the lab to its start and plays.
+            page.get_by_role("button", name="D · Break it: λ_in far too large").click()
+            page.wait_for_selector("#lab-lesson >> text=Fooling D_in now outweighs", timeout=60_000)
+            page.wait_for_function(f"+{CARD}.dataset.steps >= 2", timeout=60_000)
+            page.locator("#lab-pause").click()
+            assert page.locator("#lab-status").inner_text()
+            page.screenshot(path=str(tmp_path / "lab-failure.png"), full_page=True)
+            assert not errors, errors
+        finally:
+            browser.close()
+    _keep(tmp_path, "lab-played.png", "lab-step-d.png", "lab-failure.png")
