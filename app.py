@@ -43,7 +43,7 @@ from gioada.plots import (CONFIDENCE_COLORS, CONFIDENCE_SERIES, LOSS_COLORS, LOS
 from gioada.pretrained import ASSETS
 from gioada.registry import ModelRegistry
 from gioada.scenes import MAX_SCENE, DatasetScenes, SceneSource
-from gioada.serving import ALLOWED_HOSTS_ENV, HostCheck, allowed_hosts, scrub_paths
+from gioada.serving import ALLOWED_HOSTS_ENV, HostCheck, TrainingFirst, allowed_hosts, scrub_paths
 from gioada.uploads import MAX_UPLOAD_BYTES
 
 log = logging.getLogger("gioada.app")
@@ -182,6 +182,7 @@ def build_demo(assets_dir: str | Path = ASSETS, runs_dir: str | Path = "runs", *
     registry = ModelRegistry(assets_dir, runs_dir)
     explorer = Explorer(registry, scenes)
     manager = FinetuneManager(registry, data=data, eval_scenes=eval_scenes)
+    explorer = TrainingFirst(explorer, manager.busy)     # explorers give way to a training run
 
     with gr.Blocks(title="GIO-Ada lab", analytics_enabled=False, delete_cache=(900, 3600)) as demo:
         gr.HTML(hero_html(len(registry.shipped()), explorer.scenes.kind, registry.device.type))

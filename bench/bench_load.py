@@ -2,10 +2,12 @@
 
 Serves the app on the shipped models (runs saved to a temporary folder), starts the Fine-tune tab's
 default run through the API, then has N clients each call /explore once, all at the same moment, and
-prints their latencies. Also checks that a second Start is refused while the run trains, and times the
-default run itself.
+prints their latencies and how fast the run trained during the burst compared with just before it
+(issue 13: the run must keep at least 50% of its idle speed). Also checks that a second Start is refused
+while the run trains, and times the default run itself.
 
     python -m bench.bench_load [--clients 16]      # from the checkout's root: it imports app.py
+    python -m bench.bench_load --explorers-unlimited   # the behaviour before serving.TrainingFirst
 """
 from __future__ import annotations
 
@@ -23,13 +25,20 @@ from gradio_client import Client
 import app
 from gioada.finetune import FinetuneParams
 from gioada.inference import pick_device
+from gioada.serving import TrainingFirst
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--clients", type=int, default=16)
+    p.add_argument("--idle-seconds", type=float, default=20.0, help="how long the run's idle speed is measured")
+    p.add_argument("--explorers-unlimited", action="store_true",
+                   help="explorers do not give way to training (the app before issue 13), for comparison")
     a = p.parse_args()
-    defaults = FinetuneParams(height=64)           # what the app's Fine-tune tab starts with
+    if a.explorers_unlimited:
+        TrainingFirst.scene = lambda self, *args, **kw: self._explorer.scene(*args, **kw)
+        TrainingFirst.upload = lambda self, *args, **kw: self._explorer.upload(*args, **kw)
+    defaults = FinetuneParams(height=64, steps=20_000)   # the Fine-tune tab's size, long enough to outlast the burst
     with tempfile.TemporaryDirectory(prefix="gioada-load-") as runs:
         demo = app.build_demo(app.ASSETS, runs, defaults=defaults)
         _, url, _ = app.launch(demo, port=None, prevent_thread_lock=True, quiet=True)
@@ -47,7 +56,14 @@ def main() -> None:
         except Exception as e:  # noqa: BLE001 - gradio_client raises AppError with the app's message
             refused = f"refused: {str(e).splitlines()[0][:80]}"
 
+        def step() -> int:
+            return manager.current.snapshot().step
+
         clients = [Client(url, verbose=False) for _ in range(a.clients)]
+        s0, t0 = step(), time.perf_counter()
+        time.sleep(a.idle_seconds)
+        s1, t1 = step(), time.perf_counter()
+        idle_rate = (s1 - s0) / (t1 - t0)
         latencies: list[float | None] = [None] * a.clients
         barrier = threading.Barrier(a.clients)
 
@@ -63,7 +79,10 @@ def main() -> None:
             t.start()
         for t in threads:
             t.join()
+        s2, t2 = step(), time.perf_counter()
+        burst_rate = (s2 - s1) / (t2 - t1)
         during = manager.busy()
+        manager.stop()
         summary = job.result(timeout=900)[4]          # the "before -> after" result text
         train_seconds = time.perf_counter() - start
         demo.close()
@@ -76,9 +95,12 @@ def main() -> None:
     if done:
         q = statistics.quantiles(done, n=10) if len(done) > 1 else done * 9
         print(f"latency: median {statistics.median(done):.1f} s, p90 {q[-1]:.1f} s, max {max(done):.1f} s")
+    print(f"training speed: idle {idle_rate:.2f} steps/s, during the burst {burst_rate:.2f} steps/s over {t2 - t1:.0f} s "
+          f"= {burst_rate / max(idle_rate, 1e-9):.0%} of idle (explorers "
+          f"{'unlimited' if a.explorers_unlimited else 'give way to training'})")
     print(f"second Start while training: {refused}")
-    print(f"default fine-tune ({defaults.steps} steps, {defaults.height}×{defaults.width}, batch {defaults.batch_size}, "
-          f"from scratch) under this load: {train_seconds:.0f} s")
+    print(f"fine-tune at {defaults.height}×{defaults.width}, batch {defaults.batch_size}, from scratch, stopped after the "
+          f"burst: {train_seconds:.0f} s in all")
     print(" ".join(html.unescape(re.sub(r"<[^>]+>|[*#]", " ", summary)).split())[:200])
 
 

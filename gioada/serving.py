@@ -3,13 +3,16 @@
 :class:`HostCheck` is an ASGI middleware that refuses any request whose ``Host`` header is not one the app
 serves: a page on ``evil.example`` that resolves its own name to 127.0.0.1 can then neither start runs nor
 read results. :func:`allowed_hosts` builds the list from the address served and the user's additions.
+:class:`TrainingFirst` keeps a burst of explorers from starving a fine-tuning run.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
-from typing import Any, Awaitable, Callable, Iterable
+import threading
+from typing import Any, Awaitable, Callable, Iterable, Iterator
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 ALLOWED_HOSTS_ENV = "GIOADA_ALLOWED_HOSTS"      # comma-separated extra names, e.g. "lab.example.org,10.0.0.5"
@@ -91,3 +94,41 @@ _ABSOLUTE_PATH = re.compile(r"(?<![\w:/.])(?:/[\w.@+-]+){2,}/?")
 def scrub_paths(text: str) -> str:
     """``text`` with every absolute path cut to its last part: messages never show the server's folders."""
     return _ABSOLUTE_PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
+
+
+class TrainingFirst:
+    """An :class:`~gioada.explore.Explorer` that gives way to a training run.
+
+    While ``busy()`` (a fine-tuning run trains), explore calls run one at a time, each on a single torch
+    thread (torch's CPU thread count is per thread, so the run keeps all of its own): a burst of explorers
+    gets slower instead of starving the run. When nothing trains they run as before, concurrently.
+    """
+
+    def __init__(self, explorer: Any, busy: Callable[[], bool]) -> None:
+        self._explorer, self._busy = explorer, busy
+        self._one = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._explorer, name)
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        if not self._busy():
+            yield
+            return
+        import torch
+        with self._one:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                yield
+            finally:
+                torch.set_num_threads(threads)
+
+    def scene(self, *args: Any, **kwargs: Any) -> Any:
+        with self._turn():
+            return self._explorer.scene(*args, **kwargs)
+
+    def upload(self, *args: Any, **kwargs: Any) -> Any:
+        with self._turn():
+            return self._explorer.upload(*args, **kwargs)

@@ -310,3 +310,55 @@ def test_a_preset_name_that_is_not_text_is_refused_clearly(name):
     from gioada.finetune import preset
     with pytest.raises(ValueError, match="unknown preset"):
         preset(name)
+
+
+# ---------------------------------------------------------------------------------------------------
+# 8. Training is not starved by explorers (the speed itself: bench/bench_load.py)
+# ---------------------------------------------------------------------------------------------------
+class _CountingExplorer:
+    """Records how many scene() calls overlap and how many torch threads each one gets."""
+
+    def __init__(self) -> None:
+        import threading
+        self.lock, self.now, self.most, self.threads = threading.Lock(), 0, 0, []
+
+    def scene(self, keys, index, shift=1.0):
+        import time
+
+        import torch
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+            self.threads.append(torch.get_num_threads())
+        time.sleep(0.05)
+        with self.lock:
+            self.now -= 1
+        return index
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_explorers_give_way_to_a_training_run(training):
+    import threading
+
+    import torch
+
+    from gioada.serving import TrainingFirst
+    inner = _CountingExplorer()
+    explorer = TrainingFirst(inner, busy=lambda: training)
+    main_threads = torch.get_num_threads()
+    calls = [threading.Thread(target=explorer.scene, args=([], i)) for i in range(8)]
+    for t in calls:
+        t.start()
+    for t in calls:
+        t.join()
+    if training:
+        assert inner.most == 1 and set(inner.threads) == {1}          # one at a time, one thread each
+    else:
+        assert inner.most > 1                                           # no training: as concurrent as before
+    assert torch.get_num_threads() == main_threads                     # the run's own threads are untouched
+
+
+def test_the_app_wires_explore_through_the_training_gate(bare_app):
+    from gioada.serving import TrainingFirst
+    demo, _ = bare_app
+    assert isinstance(demo.gioada["explorer"], TrainingFirst)
