@@ -15,13 +15,15 @@ import shutil
 import socket
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from .config import RunConfig
-from .module import GIOAda
+
+if TYPE_CHECKING:   # GIOAda imports Lightning: loaded where a model is built
+    from .module import GIOAda
 
 WEIGHTS, CONFIG, METRICS, RUN_INFO, LOG = "model.safetensors", "config.json", "metrics.json", "run.json", "log.csv"
 PARTIAL = ".gioada-partial"              # inside a temporary run folder: {"pid", "host"} of the process writing it
@@ -36,6 +38,7 @@ def is_run_dir(path: str | Path) -> bool:
 
 def build_model(cfg: RunConfig) -> GIOAda:
     """A fresh GIOAda from ``cfg.model`` (its OneCycle already sized to ``cfg.steps``)."""
+    from .module import GIOAda
     return GIOAda(**dataclasses.asdict(cfg.model))
 
 

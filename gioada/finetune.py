@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import logging
 import os
 import re
@@ -23,26 +24,27 @@ import time
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback
 
 from .checkpoint import clean_stale_temporaries, save_run
 from .classes import VKITTI10, LabelSpace, get_label_space
 from .config import DataConfig, ModelConfig, RunConfig
 from .data import eval_set, tensor_to_image
 from .data.real import source_has_depth
-from .evaluate import evaluate
 from .inference import pick_device
-from .module import GIOAda
 from .panels import tile_row
 from .registry import RUN_NAME, RUN_PREFIX, ModelRegistry
-from .train import make_model, train
 from .validation import check_int, check_number
 from .viz import overlay
+
+if TYPE_CHECKING:   # training machinery (Lightning) is imported when a run starts: see _run
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import Callback
+
+    from .module import GIOAda
 
 log = logging.getLogger(__name__)
 
@@ -329,8 +331,10 @@ class FinetuneJob:
         return self.snapshot()
 
 
-class _Progress(Callback):
-    """Streams a run's progress into its :class:`FinetuneJob`; keeps the last good weights; obeys Stop."""
+class _Progress:
+    """Streams a run's progress into its :class:`FinetuneJob`; keeps the last good weights; obeys Stop.
+
+    Lightning's hooks; :func:`_progress` makes it a ``Callback`` once Lightning is imported."""
 
     def __init__(self, job: FinetuneJob, preview_scene: tuple[torch.Tensor, ...], space_name: str) -> None:
         self.job, self.scene, self.space = job, preview_scene, get_label_space(space_name)
@@ -366,6 +370,16 @@ class _Progress(Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: GIOAda) -> None:
         self.job._update(state="evaluating", message="Evaluating on held-out target scenes…")
+
+
+def _progress(job: FinetuneJob, preview_scene: tuple[torch.Tensor, ...], space_name: str) -> _Progress:
+    return _progress_class()(job, preview_scene, space_name)
+
+
+@functools.cache
+def _progress_class() -> type[_Progress]:
+    from pytorch_lightning.callbacks import Callback
+    return type("ProgressCallback", (_Progress, Callback), {})
 
 
 @torch.no_grad()
@@ -487,6 +501,11 @@ class FinetuneManager:
 
     # -- the training thread -------------------------------------------------------------------------------
     def _run(self, job: FinetuneJob, extra: tuple[Callback, ...]) -> None:
+        # The training machinery is imported here, when a run starts, not when the app starts.
+        import pytorch_lightning as pl
+
+        from .evaluate import evaluate
+        from .train import make_model, train
         cfg, params = job.cfg, job.params
         progress: _Progress | None = None
         try:
@@ -500,7 +519,7 @@ class FinetuneManager:
                 return
             job._update(before=before, message="Training…")
             # 2. Train, streaming progress.
-            progress = _Progress(job, _preview_scene(cfg), cfg.data.label_space)
+            progress = _progress(job, _preview_scene(cfg), cfg.data.label_space)
             result = train(cfg, None, callbacks=[progress, *extra], progress=False, eval_scenes=self.eval_scenes,
                            command=_command(cfg, job.out_dir, self.eval_scenes))
             stopped = job.stop_requested and result.info.get("interrupted", False)
@@ -538,6 +557,7 @@ class FinetuneManager:
         model = progress.module.to("cpu")
         model.load_state_dict({k: v.cpu() for k, v in progress.good_state.items()})
         job._update(state="evaluating", message="The loss diverged; evaluating the last good weights…")
+        from .evaluate import evaluate
         after = evaluate(model, job.cfg.data, "target", self.eval_scenes)
         info = {"steps_done": progress.good_step, "interrupted": True, "diverged": str(e)[:500],
                 "command": _command(job.cfg, job.out_dir, self.eval_scenes)}

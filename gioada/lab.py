@@ -32,20 +32,22 @@ import time
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import torch
 
+from .checkpoint import build_model
 from .classes import get_label_space
 from .config import DataConfig, ModelConfig, RunConfig
 from .data import eval_set, tensor_to_image, train_set
-from .module import GIOAda
 from .panels import captioned, confidence_panel, depth_with_scale, upscale
 from .registry import ModelRegistry
-from .train import build_model
 from .validation import check_number
 from .viz import overlay
+
+if TYPE_CHECKING:   # GIOAda imports Lightning: loaded where a model is built
+    from .module import GIOAda
 
 _M = ModelConfig()
 LAB_CROP = (32, 96)           # H×W of the training crops: several steps/s on 2 CPU cores

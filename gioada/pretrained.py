@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .checkpoint import is_run_dir, load_model
-from .module import GIOAda
+
+if TYPE_CHECKING:   # GIOAda imports Lightning: loaded where a model is built
+    from .module import GIOAda
 
 
 def find_assets() -> Path:

@@ -1,8 +1,7 @@
 """Data: the built-in simulator's datasets, datasets on disk, and the LightningDataModule over both."""
 from __future__ import annotations
 
-import pytorch_lightning as pl
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from ..config import DataConfig
 from ..sim import Shift
@@ -46,22 +45,12 @@ def train_set(cfg: DataConfig, length: int, seed: int) -> Dataset:
                           length, seed)
 
 
-class GIOAdaDataModule(pl.LightningDataModule):
-    """Training batches ``(real_images, fake_images, labels, depths)`` for ``steps`` steps, and
-    validation batches ``(images, labels, depths)`` of held-out target scenes."""
-
-    def __init__(self, cfg: DataConfig, steps: int, seed: int = 0) -> None:
-        super().__init__()
-        self.cfg, self.steps, self.seed = cfg, steps, seed
-
-    def train_dataloader(self) -> DataLoader:
-        ds = train_set(self.cfg, self.steps * self.cfg.batch_size, self.seed)
-        return DataLoader(ds, batch_size=self.cfg.batch_size, shuffle=False, drop_last=True,
-                          num_workers=self.cfg.num_workers, persistent_workers=self.cfg.num_workers > 0)
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(eval_set(self.cfg, "target", split="val"), batch_size=self.cfg.batch_size,
-                          num_workers=self.cfg.num_workers)
+def __getattr__(name: str):
+    # The LightningDataModule imports Lightning: only training needs it, so it loads on first use (PEP 562).
+    if name == "GIOAdaDataModule":
+        from .datamodule import GIOAdaDataModule
+        return GIOAdaDataModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["HELD_OUT_BASE", "GIOAdaDataModule", "SimEvalSet", "SimTrainSet", "eval_scene_seed", "eval_set",
