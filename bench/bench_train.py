@@ -26,7 +26,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from gioada import GIOAda, ModelConfig
 from gioada.inference import pick_device
-from gioada.train import quiet_lightning
+import gioada.train  # noqa: F401  (importing it silences Lightning's console noise)
+
+
+warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")   # timing only: no validation
 
 
 def make_batch(b: int, h: int, w: int, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -67,12 +70,10 @@ def lightning_steps(model: GIOAda, batch: tuple[torch.Tensor, ...], steps: int, 
     cpu = tuple(t.cpu() for t in batch)
     data = TensorDataset(*(t.repeat(steps + 1, *([1] * (t.dim() - 1))) for t in cpu))
     clock = _Clock()
-    with quiet_lightning():
-        warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")   # timing only: no validation
-        trainer = pl.Trainer(max_epochs=1, accelerator="auto", devices=1, precision=precision, logger=False,
-                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                             callbacks=[clock])
-        trainer.fit(model, DataLoader(data, batch_size=batch[0].shape[0]))
+    trainer = pl.Trainer(max_epochs=1, accelerator="auto", devices=1, precision=precision, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[clock])
+    trainer.fit(model, DataLoader(data, batch_size=batch[0].shape[0]))
     return clock.seconds
 
 

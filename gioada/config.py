@@ -42,6 +42,7 @@ class ModelConfig:
     # Geometry's other two uses (the first is lam_depth, T's depth loss); each can be switched off alone.
     transform_depth: bool = True     # G gets the source's depth map as an input
     output_disc_depth: bool = True   # D_out judges T's depth as well as its class probabilities
+    seed: int | None = None          # draws the initial weights and G's training noise (a run sets its own)
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -100,8 +101,8 @@ class DataConfig:
 class RunConfig:
     """A whole training run: model, data, and how long / where to train.
 
-    ``model``'s OneCycle length follows ``steps`` (``num_epochs=1``, ``num_steps_per_epoch=steps``), so the
-    saved config states the schedule that was really used.
+    ``model``'s OneCycle length follows ``steps`` (``num_epochs=1``, ``num_steps_per_epoch=steps``) and its
+    seed follows ``seed``, so the saved config states the schedule and the initial draw really used.
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -123,9 +124,9 @@ class RunConfig:
         _require(self.accelerator in ("auto", "cpu", "gpu", "cuda", "mps"), "accelerator", self.accelerator,
                  "one of auto, cpu, gpu")
         _require(self.devices >= 1 and self.num_nodes >= 1, "devices", self.devices, "an integer >= 1")
-        if (self.model.num_epochs, self.model.num_steps_per_epoch) != (1, self.steps):
+        if (self.model.num_epochs, self.model.num_steps_per_epoch, self.model.seed) != (1, self.steps, self.seed):
             object.__setattr__(self, "model", dataclasses.replace(self.model, num_epochs=1,
-                                                                  num_steps_per_epoch=self.steps))
+                                                                  num_steps_per_epoch=self.steps, seed=self.seed))
         k = get_label_space(self.data.label_space).num_classes
         _require(self.model.num_classes == k, "model.num_classes", self.model.num_classes,
                  f"{k}, the class count of label_space={self.data.label_space!r}")

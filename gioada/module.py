@@ -106,21 +106,25 @@ class GIOAda(pl.LightningModule):
                  lam_input: float = 0.1, lam_output: float = 0.02, lam_depth: float = 0.5, *,
                  task_width: int = 16, transform_width: int = 16, disc_width: int = 16, output_stride: int = 16,
                  backbone_weights: str | None = None, max_depth: float = FAR_DEPTH, transform_depth: bool = True,
-                 output_disc_depth: bool = True) -> None:
+                 output_disc_depth: bool = True, seed: int | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
         k = num_classes
+        # A seed draws the weights from a private generator: a run started in a background thread is then
+        # the same whatever other threads draw from torch's global RNG meanwhile.
+        g = None if seed is None else torch.Generator().manual_seed(seed)
         self.task_network = TaskNetwork(3, k, pretrained_backbone, width=task_width, output_stride=output_stride,
-                                        max_depth=max_depth, backbone_weights=backbone_weights)
-        self.fake_transformation = ImageTransformNetwork(k + 4, 3, width=transform_width, max_depth=max_depth)
-        self.input_discriminator = Discriminator(3, width=disc_width)
-        self.output_discriminator = Discriminator(k + 1, width=disc_width)
+                                        max_depth=max_depth, backbone_weights=backbone_weights, generator=g)
+        self.fake_transformation = ImageTransformNetwork(k + 4, 3, width=transform_width, max_depth=max_depth,
+                                                         generator=g)
+        self.input_discriminator = Discriminator(3, width=disc_width, generator=g)
+        self.output_discriminator = Discriminator(k + 1, width=disc_width, generator=g)
         self.depth_loss = nn.L1Loss()
         self.label_loss = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
         self.val_miou, self.val_iou = segmentation_metrics(k)
         self.val_depth = DepthMetrics(max_depth)
-        self.noise_seed = 0                      # G's noise in training: a private generator (see noise_generator)
+        self.noise_seed = seed or 0              # G's noise in training: a private generator (see noise_generator)
         self._noise: torch.Generator | None = None
 
     # -- switches --------------------------------------------------------------------------------
@@ -303,11 +307,10 @@ class GIOAda(pl.LightningModule):
         # 3. Generator step: only G and T change.
         g_terms = self.generator_step(batch, opt_g, outputs)
 
-        # 4. Under manual optimization Lightning steps no scheduler: both OneCycles advance every step.
-        with warnings.catch_warnings():
-            # The D scheduler also advances when D is off, so both schedules stay aligned.
-            warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
-            sched_g.step()
+        # 4. Under manual optimization Lightning steps no scheduler: each OneCycle advances with its
+        #    optimizer (D's stays put while no discriminator trains).
+        sched_g.step()
+        if d_terms:
             sched_d.step()
 
         logs = {f"train/g_{k}": v.detach() for k, v in g_terms.items()}

@@ -1,7 +1,6 @@
 """Train a GIOAda from a RunConfig: the one entry point used by the CLI, the app and the benchmarks."""
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import platform
@@ -11,7 +10,7 @@ import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -110,20 +109,20 @@ def _no_ads(record: logging.LogRecord) -> bool:
     return "litlogger" not in record.getMessage()
 
 
-@contextlib.contextmanager
-def quiet_lightning() -> Iterator[None]:
+def quiet_lightning() -> None:
     """Silence Lightning's console noise that says nothing about the run: its cloud-logger tip, the
     "few dataloader workers" hint (our data is an in-process simulator, workers would only add overhead)
-    and a deprecation inside Lightning itself."""
-    log = logging.getLogger("pytorch_lightning.utilities.rank_zero")
-    log.addFilter(_no_ads)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
-            yield
-    finally:
-        log.removeFilter(_no_ads)
+    and a deprecation inside Lightning itself.
+
+    Called once, when this module is imported: the filters are added for good, never swapped in and
+    restored around a run (``warnings.catch_warnings`` is not thread-safe, and runs train in threads).
+    """
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_no_ads)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
+
+
+quiet_lightning()
 
 
 def train(cfg: RunConfig, out_dir: str | Path | None = None, *, callbacks: Sequence[Callback] = (),
@@ -136,20 +135,18 @@ def train(cfg: RunConfig, out_dir: str | Path | None = None, *, callbacks: Seque
     """
     if out_dir is not None and Path(out_dir).exists() and not overwrite:
         raise FileExistsError(f"{out_dir} already exists; choose another output folder (nothing was overwritten)")
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if not source_has_depth(cfg.data.source) and (cfg.model.lam_depth > 0 or cfg.model.transform_depth
                                                   or cfg.model.output_disc_depth):
         warnings.warn(f"source {cfg.data.source} has no depth: training without geometry (lam_depth=0, "
                       "G and D_out without depth)")
         cfg = replace(cfg, model=replace(cfg.model, lam_depth=0.0, transform_depth=False, output_disc_depth=False))
     model = make_model(cfg)
-    model.noise_seed = cfg.seed
     world = cfg.devices * cfg.num_nodes
     # Each rank gets `steps` batches (Lightning shards the dataset over ranks).
     data = GIOAdaDataModule(cfg.data, cfg.steps * world, cfg.seed)
     timer = _Timer()
     consistency = [_RankConsistency()] if world > 1 else []
-    with tempfile.TemporaryDirectory(prefix="gioada-log-") as log_dir, quiet_lightning():
+    with tempfile.TemporaryDirectory(prefix="gioada-log-") as log_dir:
         trainer = pl.Trainer(
             max_epochs=1, accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
             strategy="ddp_find_unused_parameters_true" if world > 1 else "auto", precision=cfg.precision,

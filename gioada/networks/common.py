@@ -37,11 +37,13 @@ class ResidualBlock(nn.Module):
         return torch.relu(self.body(x) + self.skip(x))
 
 
-def init_weights(module: nn.Module, std: float = 0.02) -> None:
-    """The reference design's init: conv weights ~ N(0, std), biases 0; norms start at identity."""
+def init_weights(module: nn.Module, std: float = 0.02, generator: torch.Generator | None = None) -> None:
+    """The reference design's init: conv weights ~ N(0, std), biases 0; norms start at identity.
+
+    ``generator``: a private source of the draws (None: torch's global RNG)."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, std)
+            nn.init.normal_(m.weight, 0.0, std, generator=generator)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.GroupNorm):

@@ -18,9 +18,10 @@ class Discriminator(nn.Module):
     Args:
         input_channels: C', 3 for images, K + 1 for task outputs (class probabilities + depth).
         width: channels of the first layer.
+        generator: private source of the initial weights (None: torch's global RNG).
     """
 
-    def __init__(self, input_channels: int, *, width: int = 32) -> None:
+    def __init__(self, input_channels: int, *, width: int = 32, generator: torch.Generator | None = None) -> None:
         super().__init__()
         w = width
         self.net = nn.Sequential(
@@ -29,7 +30,7 @@ class Discriminator(nn.Module):
             nn.Conv2d(2 * w, 4 * w, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(4 * w, 4 * w, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(4 * w, 1, 3, 1, 1))
-        init_weights(self)
+        init_weights(self, generator=generator)
 
     def logits_map(self, inputs: torch.Tensor) -> torch.Tensor:
         """B×C'×H×W -> per-location logits B×1×H/8×W/8."""

@@ -80,11 +80,13 @@ class TaskNetwork(nn.Module):
         output_stride: 8 or 16, the backbone's downsampling.
         max_depth: metres; the far plane (sky).
         backbone_weights: path used when ``pretrained_backbone`` is True.
+        generator: private source of the initial weights (None: torch's global RNG).
     """
 
     def __init__(self, input_channels: int, num_classes: int, pretrained_backbone: bool = False, *,
                  width: int = 32, output_stride: int = 8, max_depth: float = FAR_DEPTH,
-                 backbone_weights: str | None = None) -> None:
+                 backbone_weights: str | None = None,
+                 generator: torch.Generator | None = None) -> None:
         super().__init__()
         if output_stride not in (8, 16):
             raise ValueError(f"output_stride={output_stride} is invalid: use 8 or 16")
@@ -95,7 +97,7 @@ class TaskNetwork(nn.Module):
         self.decoder = Decoder(self.backbone.low_channels, 4 * width, 2 * width)
         self.seg_head = nn.Conv2d(2 * width, num_classes, 1)
         self.depth_head = nn.Sequential(conv_norm_act(2 * width, width), nn.Conv2d(width, 1, 1))
-        init_weights(self)
+        init_weights(self, generator=generator)
         if pretrained_backbone:
             self.load_backbone(backbone_weights)
 

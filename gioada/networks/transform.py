@@ -24,10 +24,12 @@ class ImageTransformNetwork(nn.Module):
         num_blocks: residual blocks at the bottleneck (H/4×W/4).
         max_depth: metres; depth is fed to the network as ``depth / max_depth``.
         noise_channels: per-pixel standard-normal noise maps appended to the input (0: deterministic G).
+        generator: private source of the initial weights (None: torch's global RNG).
     """
 
     def __init__(self, input_channels: int, output_channels: int, *, width: int = 32, num_blocks: int = 2,
-                 max_depth: float = FAR_DEPTH, noise_channels: int = 1) -> None:
+                 max_depth: float = FAR_DEPTH, noise_channels: int = 1,
+                 generator: torch.Generator | None = None) -> None:
         super().__init__()
         if input_channels < 6:
             raise ValueError(f"input_channels={input_channels}: expected K + 4 (RGB + K label channels + depth)")
@@ -40,7 +42,7 @@ class ImageTransformNetwork(nn.Module):
             nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), conv_norm_act(4 * w, 2 * w),
             nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), conv_norm_act(2 * w, w))
         self.head = nn.Conv2d(2 * w, output_channels, 3, padding=1)
-        init_weights(self)
+        init_weights(self, generator=generator)
         # The last layer starts at zero so G starts as the exact identity: T first learns from the
         # source images themselves, and the adversary moves G away from them only as far as it must.
         nn.init.zeros_(self.head.weight)
