@@ -502,15 +502,12 @@ class FinetuneManager:
     # -- the training thread -------------------------------------------------------------------------------
     def _run(self, job: FinetuneJob, extra: tuple[Callback, ...]) -> None:
         # The training machinery is imported here, when a run starts, not when the app starts.
-        import pytorch_lightning as pl
-
         from .evaluate import evaluate
         from .train import make_model, train
         cfg, params = job.cfg, job.params
         progress: _Progress | None = None
         try:
             # 1. The starting weights, measured on held-out target scenes (same seed as train(): same init).
-            pl.seed_everything(cfg.seed, verbose=False)
             start = make_model(cfg)
             before = evaluate(start, cfg.data, "target", self.eval_scenes)
             del start
