@@ -699,7 +699,7 @@ def _model_row(name: str) -> tuple[gr.Column, list[gr.components.Component]]:
         with gr.Row(equal_height=False):
             stats = gr.HTML()
             files = gr.File(label="Raw outputs: classes (indexed PNG, class palette), depth (16-bit PNG, cm)",
-                            file_count="multiple", interactive=False, height=90, elem_id=f"{n}-downloads")
+                            file_count="multiple", interactive=False, elem_id=f"{n}-downloads")
     return col, [title, trans, pred, panels, stats, files]
 
 
