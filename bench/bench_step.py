@@ -87,13 +87,17 @@ def fresh_model() -> tuple[GIOAda, tuple]:
     return model, (opt_g, opt_d)
 
 
-def steps_per_second(step: Step, batch: tuple, steps: int) -> float:
+def steps_per_second(step: Step, batch: tuple, steps: int) -> tuple[float, float]:
+    """(steps per wall-clock second, steps per CPU second of this process) after one warm-up step.
+
+    CPU time counts the work whatever else the machine runs; with one torch thread it is the robust
+    figure on a shared machine (with more, idle threads spinning at barriers count too)."""
     model, optimizers = fresh_model()
     step(model, batch, optimizers)  # warm-up: allocator and oneDNN primitive caches
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         step(model, batch, optimizers)
-    return steps / (time.perf_counter() - start)
+    return steps / (time.perf_counter() - wall), steps / (time.process_time() - cpu)
 
 
 def flops(step: Step, batch: tuple) -> int:
@@ -117,24 +121,32 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=6, help="timed steps per variant and round")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core)")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     peak, how = peak_gflops()
     print(f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores, "
           f"{torch.get_num_threads()} torch threads; fp32 peak ≈ {peak:.0f} GFLOP/s ({how})")
     for name, h, w, b in SETTINGS:
         batch = make_batch(b, h, w)
-        rates: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        wall: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
         for _ in range(args.rounds):
             for v, step in VARIANTS.items():
-                rates[v].append(steps_per_second(step, batch, args.steps))
-        ratios = [c / base for c, base in zip(rates["current"], rates["baseline"])]
+                w_rate, c_rate = steps_per_second(step, batch, args.steps)
+                wall[v].append(w_rate)
+                cpu[v].append(c_rate)
         print(f"\n{name}: {h}×{w}, batch {b}, {args.steps} steps × {args.rounds} alternating rounds")
         for v, step in VARIANTS.items():
-            r, f = statistics.median(rates[v]), flops(step, batch)
+            r, f = statistics.median(wall[v]), flops(step, batch)
             print(f"  {v:9s}: {r:6.2f} steps/s  {r * b:6.1f} source images/s  {f / 1e9:6.1f} GFLOP/step  "
-                  f"{r * f / 1e9:6.1f} GFLOP/s ({100 * r * f / 1e9 / peak:.0f}% of peak)")
-        print(f"  current / baseline: median {statistics.median(ratios):.2f}× "
-              f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)})")
+                  f"{r * f / 1e9:6.1f} GFLOP/s ({100 * r * f / 1e9 / peak:.0f}% of peak)  "
+                  f"{1000 / statistics.median(cpu[v]):6.0f} CPU ms/step")
+        for label, rates in (("wall clock", wall), ("CPU time", cpu)):
+            ratios = [c / base for c, base in zip(rates["current"], rates["baseline"])]
+            print(f"  current / baseline ({label}): median {statistics.median(ratios):.2f}× "
+                  f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)})")
 
 
 if __name__ == "__main__":
