@@ -1,9 +1,12 @@
 """The CPU training step, before and after the speed work, side by side in one run.
 
 ``baseline`` is the training step as it was (commit c9d399c): G and T run once for the discriminator
-step (without gradients) and again for the generator step, and every network judges real and fake
-inputs in separate calls. ``current`` is what ``GIOAda.training_step`` runs now: one forward pass of G
-and T shared by both steps, T and each discriminator called once over the real and fake batch together.
+step (without gradients) and again for the generator step, every network judges real and fake inputs in
+separate calls, and the networks upsample with ``F.interpolate``. ``current`` is what
+``GIOAda.training_step`` runs now: one forward pass of G and T shared by both steps, T and each
+discriminator called once over the real and fake batch together, upsampling as two small matrix
+products (``resize_bilinear``, the same function). ``current-bf16`` is ``current`` under CPU bf16
+autocast (``--precision bf16-mixed``): fast only on CPUs with native bf16 (AMX, AVX512-BF16).
 Both update the same networks from the same weights on the same pre-built batch (no simulator), in
 alternating rounds so machine load affects both alike; the median ratio is printed, with the FLOPs of
 one step (``torch.utils.flop_counter``) and the share of the CPU's fp32 peak they reach.
@@ -14,6 +17,7 @@ one step (``torch.utils.flop_counter``) and the share of the CPU's fp32 peak the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
@@ -24,6 +28,8 @@ from typing import Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+import gioada.networks.common as common
+import gioada.networks.task as task
 from gioada import GIOAda, ModelConfig
 from gioada.module import FAKE, REAL, bce, frozen
 
@@ -32,8 +38,26 @@ SETTINGS = (("default fine-tune", 48, 144, 4), ("shipped models", 64, 192, 8))
 Step = Callable[[GIOAda, tuple, tuple], None]
 
 
+@contextlib.contextmanager
+def interpolate_upsampling():
+    """The networks as they were: bilinear upsampling by ``F.interpolate``."""
+    def interpolate(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return torch.nn.functional.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+    saved = common.resize_bilinear, task.resize_bilinear
+    common.resize_bilinear = task.resize_bilinear = interpolate
+    try:
+        yield
+    finally:
+        common.resize_bilinear, task.resize_bilinear = saved
+
+
 def baseline_step(model: GIOAda, batch: tuple, optimizers: tuple) -> None:
     """The step as it was before: separate forward passes for the D and G steps, separate D calls."""
+    with interpolate_upsampling():
+        _baseline_step(model, batch, optimizers)
+
+
+def _baseline_step(model: GIOAda, batch: tuple, optimizers: tuple) -> None:
     real, fake, labels, depths = batch
     opt_g, opt_d = optimizers
     hp = model.hparams
@@ -71,7 +95,12 @@ def current_step(model: GIOAda, batch: tuple, optimizers: tuple) -> None:
     model.generator_step(batch, opt_g, outputs)
 
 
-VARIANTS: dict[str, Step] = {"baseline": baseline_step, "current": current_step}
+def current_bf16_step(model: GIOAda, batch: tuple, optimizers: tuple) -> None:
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        current_step(model, batch, optimizers)
+
+
+VARIANTS: dict[str, Step] = {"baseline": baseline_step, "current": current_step, "current-bf16": current_bf16_step}
 
 
 def make_batch(b: int, h: int, w: int) -> tuple[torch.Tensor, ...]:
@@ -140,13 +169,14 @@ def main() -> None:
         print(f"\n{name}: {h}×{w}, batch {b}, {args.steps} steps × {args.rounds} alternating rounds")
         for v, step in VARIANTS.items():
             r, f = statistics.median(wall[v]), flops(step, batch)
-            print(f"  {v:9s}: {r:6.2f} steps/s  {r * b:6.1f} source images/s  {f / 1e9:6.1f} GFLOP/step  "
+            print(f"  {v:12s}: {r:6.2f} steps/s  {r * b:6.1f} source images/s  {f / 1e9:6.1f} GFLOP/step  "
                   f"{r * f / 1e9:6.1f} GFLOP/s ({100 * r * f / 1e9 / peak:.0f}% of peak)  "
                   f"{1000 / statistics.median(cpu[v]):6.0f} CPU ms/step")
-        for label, rates in (("wall clock", wall), ("CPU time", cpu)):
-            ratios = [c / base for c, base in zip(rates["current"], rates["baseline"])]
-            print(f"  current / baseline ({label}): median {statistics.median(ratios):.2f}× "
-                  f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)})")
+        for v in ("current", "current-bf16"):
+            for label, rates in (("wall clock", wall), ("CPU time", cpu)):
+                ratios = [c / base for c, base in zip(rates[v], rates["baseline"])]
+                print(f"  {v} / baseline ({label}): median {statistics.median(ratios):.2f}× "
+                      f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)})")
 
 
 if __name__ == "__main__":

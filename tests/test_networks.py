@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from gioada import Discriminator, ImageTransformNetwork, TaskNetwork
-from gioada.networks.common import one_hot_labels
+from gioada.networks.common import one_hot_labels, resize_bilinear
 
 K = 10
 
@@ -104,3 +104,16 @@ def test_gradients_are_finite():
         grads = [p.grad for p in net.parameters() if p.grad is not None]
         assert grads and all(torch.isfinite(gr).all() for gr in grads)
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in g.stem.parameters())  # reached G's input
+
+
+@pytest.mark.parametrize("shape, size", [((2, 10, 16, 48), (64, 192)), ((1, 3, 5, 7), (10, 14)), ((2, 4, 8, 24), (8, 24)),
+                                         ((1, 2, 33, 40), (16, 20)), ((1, 1, 4, 12), (17, 50))])
+def test_resize_bilinear_equals_interpolate_forward_and_backward(shape, size):
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    ours, ref = resize_bilinear(x, size), torch.nn.functional.interpolate(x, size=size, mode="bilinear",
+                                                                           align_corners=False)
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+    g = torch.randn_like(ref)
+    (grad_ours,) = torch.autograd.grad(ours, x, g)
+    (grad_ref,) = torch.autograd.grad(ref, x, g)
+    torch.testing.assert_close(grad_ours, grad_ref, atol=1e-5, rtol=1e-5)

@@ -1,6 +1,8 @@
 """Building blocks shared by the networks."""
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -35,6 +37,39 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.body(x) + self.skip(x))
+
+
+@functools.lru_cache(maxsize=64)
+def _interpolation_matrix(n_in: int, n_out: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """n_out×n_in weights of 1-D linear interpolation, as ``F.interpolate(..., align_corners=False)``
+    samples: output i reads input (i + 0.5)·n_in/n_out − 0.5, clamped at 0, from its two neighbours."""
+    src = ((torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5).clamp(min=0)
+    i0 = src.floor().long().clamp(max=n_in - 1)
+    i1 = (i0 + 1).clamp(max=n_in - 1)
+    frac = src - i0
+    rows = torch.arange(n_out)
+    m = torch.zeros(n_out, n_in, dtype=torch.float64)
+    m.index_put_((rows, i0), 1 - frac, accumulate=True)
+    m.index_put_((rows, i1), frac, accumulate=True)
+    return m.to(device=device, dtype=dtype)
+
+
+def resize_bilinear(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize B×C×h×w -> B×C×H×W, equal to ``F.interpolate(x, size, mode="bilinear",
+    align_corners=False)`` but as two small matrix products (``A_H · x · A_Wᵀ``). On a CPU its backward
+    is several times faster than interpolate's scatter-add, which cost about 10% of a training step.
+    The matrices are constants, cached per size, device and dtype."""
+    (h, w), (out_h, out_w) = x.shape[-2:], size
+    a_h = _interpolation_matrix(h, int(out_h), x.device, x.dtype)
+    a_w = _interpolation_matrix(w, int(out_w), x.device, x.dtype)
+    return a_h @ x @ a_w.T                                                   # B×C×H×W
+
+
+class Upsample2x(nn.Module):
+    """Bilinear ×2 upsampling (see :func:`resize_bilinear`): B×C×h×w -> B×C×2h×2w."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return resize_bilinear(x, (2 * x.shape[-2], 2 * x.shape[-1]))
 
 
 def init_weights(module: nn.Module, std: float = 0.02, generator: torch.Generator | None = None) -> None:

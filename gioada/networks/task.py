@@ -4,11 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..constants import FAR_DEPTH
-from .common import ResidualBlock, conv_norm_act, init_weights
+from .common import ResidualBlock, conv_norm_act, init_weights, resize_bilinear
 
 
 class Backbone(nn.Module):
@@ -61,7 +60,7 @@ class Decoder(nn.Module):
                                   conv_norm_act(channels, channels))
 
     def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
-        high = F.interpolate(high, size=low.shape[2:], mode="bilinear", align_corners=False)
+        high = resize_bilinear(high, low.shape[2:])
         return self.fuse(torch.cat([high, self.reduce(low)], dim=1))  # B×(C_aspp + C_low')×H/4×W/4
 
 
@@ -118,6 +117,6 @@ class TaskNetwork(nn.Module):
         size = image.shape[2:]
         low, high = self.backbone(image)
         feats = self.decoder(low, self.aspp(high))  # B×2w×H/4×W/4
-        logits = F.interpolate(self.seg_head(feats), size=size, mode="bilinear", align_corners=False)
-        depth = F.interpolate(self.depth_head(feats), size=size, mode="bilinear", align_corners=False)
+        heads = torch.cat([self.seg_head(feats), self.depth_head(feats)], dim=1)  # B×(K+1)×H/4×W/4
+        logits, depth = resize_bilinear(heads, size).split([self.num_classes, 1], dim=1)
         return logits, self.max_depth * torch.sigmoid(depth)

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from ..constants import FAR_DEPTH
-from .common import ResidualBlock, conv_norm_act, init_weights, one_hot_labels
+from .common import ResidualBlock, Upsample2x, conv_norm_act, init_weights, one_hot_labels
 
 
 class ImageTransformNetwork(nn.Module):
@@ -39,8 +39,7 @@ class ImageTransformNetwork(nn.Module):
         self.encoder = nn.Sequential(conv_norm_act(w, 2 * w, stride=2), conv_norm_act(2 * w, 4 * w, stride=2))
         self.blocks = nn.Sequential(*[ResidualBlock(4 * w, 4 * w) for _ in range(num_blocks)])
         self.decoder = nn.Sequential(
-            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), conv_norm_act(4 * w, 2 * w),
-            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), conv_norm_act(2 * w, w))
+            Upsample2x(), conv_norm_act(4 * w, 2 * w), Upsample2x(), conv_norm_act(2 * w, w))
         self.head = nn.Conv2d(2 * w, output_channels, 3, padding=1)
         init_weights(self, generator=generator)
         # The last layer starts at zero so G starts as the exact identity: T first learns from the
