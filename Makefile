@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test install browser bench assets clean
+.PHONY: run test install browser bench ablation assets clean
 
 # gioada is installed editable (pyproject.toml), with its pins from requirements.txt and the test tools.
 $(VENV)/.installed: pyproject.toml requirements.txt requirements-dev.txt
@@ -34,22 +34,21 @@ bench: install
 	$(PY) bench/bench_inference.py
 	$(PY) -m bench.bench_load
 
-# The shipped models (assets/): the ablation, all on the simulator at its default shift. They train into
-# runs/assets-new/ and replace assets/ only once all six are done (git keeps the old ones).
-# On this 2-core CPU, three at a time (one thread each) take about 90 minutes; on a GPU, minutes.
+# The ablation (gioada/ablation.py): every row × 3 seeds at the shipped length, resumable: a finished run is
+# never retrained, so `make ablation` carries on where the last sitting stopped. On the 2-core CPU one run
+# takes about 30 minutes with one thread (two run at a time); on a GPU, `bash bench/gpu.sh` trains the set.
+ABLATION = runs/ablation
+ablation: install
+	$(PY) -m gioada ablation --out $(ABLATION) --jobs 2 --threads 1
+	$(PY) -m gioada ablation --out $(ABLATION) --summary docs
+
+# The shipped models (assets/): seed 0 of the six rows the app knows, copied into assets/ only once all
+# six are trained (git keeps the old ones), then the report's figures.
 MODELS = source-only input-only output-only no-depth gioada oracle
-NEW = runs/assets-new
-ASSET_ARGS = --steps 3000 --seed 0 --val-every 500 --eval-scenes 200 --half
 assets: install
-	rm -rf $(NEW)
-	OMP_NUM_THREADS=1 $(PY) -m gioada train --out $(NEW)/gioada $(ASSET_ARGS) & \
-	OMP_NUM_THREADS=1 $(PY) -m gioada train --out $(NEW)/input-only --lam-output 0 $(ASSET_ARGS) & \
-	OMP_NUM_THREADS=1 $(PY) -m gioada train --out $(NEW)/output-only --lam-input 0 $(ASSET_ARGS) & wait
-	OMP_NUM_THREADS=1 $(PY) -m gioada train --out $(NEW)/no-depth --lam-depth 0 $(ASSET_ARGS) & \
-	OMP_NUM_THREADS=1 $(PY) -m gioada train --out $(NEW)/source-only --lam-input 0 --lam-output 0 $(ASSET_ARGS) & \
-	OMP_NUM_THREADS=1 $(PY) -m gioada train --out $(NEW)/oracle --oracle --lam-input 0 --lam-output 0 $(ASSET_ARGS) & wait
-	for m in $(MODELS); do test -f $(NEW)/$$m/model.safetensors || { echo "$$m did not finish: assets/ left as it was"; exit 1; }; done
-	for m in $(MODELS); do rm -rf assets/$$m && mv $(NEW)/$$m assets/$$m; done
+	$(PY) -m gioada ablation --out $(ABLATION) --rows $(MODELS) --seeds 0 --jobs 2 --threads 1
+	for m in $(MODELS); do test -f $(ABLATION)/$$m/seed0/model.safetensors || { echo "$$m did not finish: assets/ left as it was"; exit 1; }; done
+	for m in $(MODELS); do rm -rf assets/$$m && cp -r $(ABLATION)/$$m/seed0 assets/$$m; done
 	$(PY) -m gioada report --out docs
 
 clean:

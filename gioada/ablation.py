@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
-from .checkpoint import METRICS, RUN_INFO, read_json
+from .checkpoint import CONFIG, LOG, METRICS, RUN_INFO, read_json
 
 # Row name -> train flags. The first six are the shipped models the app knows; the three split rows
 # switch off one use of geometry each (no-depth switches off all three).
@@ -127,8 +128,20 @@ def markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+RECORDS = (CONFIG, METRICS, RUN_INFO, LOG)   # what is kept of each run (weights are not)
+
+
 def write_summary(out: str | Path, docs: str | Path) -> dict[str, Any]:
+    """``DOCS/ablation.json`` and ``.md`` from the finished runs, and each run's records (config, metrics,
+    command and timing, training log) under ``DOCS/ablation/ROW/seedS/``, to be committed."""
     summary = summarise(out)
+    for row, s in summary.items():
+        for seed in s["seeds"]:
+            dest = Path(docs, "ablation", row, seed)
+            dest.mkdir(parents=True, exist_ok=True)
+            for name in RECORDS:
+                if Path(out, row, seed, name).is_file():
+                    shutil.copyfile(Path(out, row, seed, name), dest / name)
     Path(docs).mkdir(parents=True, exist_ok=True)
     Path(docs, "ablation.json").write_text(json.dumps(summary, indent=1) + "\n")
     Path(docs, "ablation.md").write_text(markdown(summary) + "\n")
