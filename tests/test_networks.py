@@ -117,3 +117,18 @@ def test_resize_bilinear_equals_interpolate_forward_and_backward(shape, size):
     (grad_ours,) = torch.autograd.grad(ours, x, g)
     (grad_ref,) = torch.autograd.grad(ref, x, g)
     torch.testing.assert_close(grad_ours, grad_ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("h, w", [(64, 192), (128, 384)])
+def test_every_network_runs_at_the_crop_and_the_native_size(h, w):
+    """Fully convolutional: trained on 64×192 crops, run on 128×384 frames (ASPP's image pooling
+    averages over whatever it is given; the discriminators score each receptive field)."""
+    task = TaskNetwork(3, 10, width=8, output_stride=16)
+    g = ImageTransformNetwork(14, 3, width=8)
+    d_in, d_out = Discriminator(3, width=8), Discriminator(11, width=8)
+    image = torch.rand(1, 3, h, w) * 2 - 1
+    logits, depth = task(image)
+    assert logits.shape == (1, 10, h, w) and depth.shape == (1, 1, h, w)
+    assert g(image, torch.zeros(1, h, w, dtype=torch.long), torch.ones(1, 1, h, w)).shape == (1, 3, h, w)
+    assert d_in.logits_map(image).shape == (1, 1, h // 8, w // 8)
+    assert d_out.logits_map(torch.cat([logits.softmax(1), depth / 80], 1)).shape == (1, 1, h // 8, w // 8)
