@@ -230,6 +230,19 @@ def test_generator_loss_labels_translations_real(tiny_kwargs, batch, monkeypatch
     assert torch.allclose(terms["adv_out"], bce(d_out["translated"], 1.0) + bce(d_out["target"], 0.0))
 
 
+def test_depth_term_compares_normalised_depths(tiny_kwargs, batch):
+    """T's depth loss is L1 between its depth and the source depth, both divided by max_depth."""
+    real, fake, labels, depths = batch
+    model = _model_with_a_trained_looking_g(tiny_kwargs)
+    torch.manual_seed(7)
+    terms = model.generator_loss(real, fake, labels, depths)
+    with torch.no_grad():
+        torch.manual_seed(7)
+        _, depth = model.task_network(model.translate(fake, labels, depths))
+    m = model.hparams.max_depth
+    assert torch.allclose(terms["depth"], F.l1_loss(depth / m, depths / m), atol=1e-6)
+
+
 def check_task_outputs(x: torch.Tensor, depth_seen: bool) -> None:
     """D_out's inputs: K softmax channels (sum to one per pixel) + depth/max_depth in [0, 1], or zeros."""
     assert x.shape[1] == K + 1

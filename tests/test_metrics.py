@@ -115,7 +115,23 @@ def test_depth_metrics_skip_sky_missing_depth_and_ignored_pixels():
 
 def test_depth_metrics_without_any_ground_truth_are_nan_not_perfect():
     m = depth_metrics([10.0, 20.0], [0.0, 80.0])
-    assert all(math.isnan(v) for v in m.values())
+    assert set(m) == {"abs_rel", "rmse", "delta1"} and all(math.isnan(v) for v in m.values())
+
+
+def test_depth_metrics_edges():
+    # Depth below a metre is valid ground truth, and a prediction of exactly 1.25× the truth is not within δ<1.25.
+    assert depth_metrics([0.5], [0.5]) == {"abs_rel": 0.0, "rmse": 0.0, "delta1": 1.0}
+    assert depth_metrics([25.0], [20.0])["delta1"] == 0.0
+
+
+def test_depth_metrics_accumulate_over_updates():
+    pred, target = torch.tensor([10.0, 30.0, 12.0, 50.0]), torch.tensor([10.0, 20.0, 16.0, 40.0])
+    once, twice = DepthMetrics(), DepthMetrics()
+    once.update(pred.view(1, 1, 1, 4), target.view(1, 1, 1, 4))
+    twice.update(pred[:2].view(1, 1, 1, 2), target[:2].view(1, 1, 1, 2))
+    twice.update(pred[2:].view(1, 1, 1, 2), target[2:].view(1, 1, 1, 2))
+    a, b = once.compute(), twice.compute()
+    assert all(torch.allclose(a[k], b[k]) for k in a)
 
 
 # -- what GIOAda logs at validation ---------------------------------------------------------------------
