@@ -123,7 +123,7 @@ def markdown(summary: dict[str, Any]) -> str:
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for row, s in summary.items():
         pm = lambda d: f"{d['mean']:.1f} ± {d['std']:.1f}" if d["std"] is not None else f"{d['mean']:.1f}"  # noqa: E731
-        per_class = " | ".join(f"{v:.1f}" for v in s["per_class_iou_mean"].values())
+        per_class = " | ".join("–" if v != v else f"{v:.1f}" for v in s["per_class_iou_mean"].values())  # NaN: absent
         lines.append(f"| `{row}` | {s['miou']['n']} | **{pm(s['miou'])}** | {pm(s['thin_miou'])} | {per_class} |")
     return "\n".join(lines)
 

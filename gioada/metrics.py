@@ -10,9 +10,13 @@ from .constants import FAR_DEPTH
 
 
 def segmentation_metrics(num_classes: int, **kwargs) -> tuple[MulticlassJaccardIndex, MulticlassJaccardIndex]:
-    """(mIoU, per-class IoU) over all pixels seen, ignoring ``IGNORE_INDEX``; ``kwargs`` go to torchmetrics."""
+    """(mIoU, per-class IoU) over all pixels seen, ignoring ``IGNORE_INDEX``; ``kwargs`` go to torchmetrics.
+
+    A class in neither the predictions nor the labels is absent: the mIoU leaves it out, and its per-class
+    IoU is NaN (not 0, which would read as "always wrong")."""
     return (MulticlassJaccardIndex(num_classes, average="macro", ignore_index=IGNORE_INDEX, **kwargs),
-            MulticlassJaccardIndex(num_classes, average="none", ignore_index=IGNORE_INDEX, **kwargs))
+            MulticlassJaccardIndex(num_classes, average="none", ignore_index=IGNORE_INDEX,
+                                   zero_division=float("nan"), **kwargs))
 
 
 class DepthMetrics(Metric):

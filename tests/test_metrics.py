@@ -64,9 +64,6 @@ def test_a_class_only_predicted_counts_as_zero():
     assert image_miou(torch.tensor(pred), torch.tensor(labels), 4) == pytest.approx(expected)
 
 
-@pytest.mark.xfail(strict=True, reason="segmentation_metrics' per-class IoU reports a class absent from both "
-                   "prediction and labels as 0 (torchmetrics' zero_division=0), not as absent (NaN); the mIoU "
-                   "leaves it out correctly. evaluate()'s per_class_iou and val/iou_k inherit the 0.")
 def test_per_class_iou_reports_an_absent_class_as_absent():
     _, iou = seg([[0, 0, 1, 1]], [[0, 0, 0, 1]])
     assert math.isnan(iou[2].item()) and math.isnan(iou[3].item())
