@@ -34,12 +34,11 @@ from app_html import hero_html, lab_html, legend_html, progress_html, result_htm
 from gioada import diagram
 from gioada.config import DataConfig
 from gioada.explore import Explorer, ExploreResult, raw_downloads
-from gioada.finetune import (LIMITS, PRESETS, FinetuneJob, FinetuneManager, FinetuneParams, RunInProgress, Snapshot,
-                             device_note, per_class_rows, preset)
+from gioada.finetune import (LIMITS, PRESETS, PREVIEW_SECONDS, FinetuneJob, FinetuneManager, FinetuneParams,
+                             RunInProgress, Snapshot, device_note, per_class_rows, preset)
 from gioada.lab import (DEFAULT_START, FOREGROUND, LAB_BATCH, LAB_CROP, LAB_PRESETS, SLOT, LabPool,
                         LabSettings, LabView, lab_preset, translation_pair)
-from gioada.plots import (CONFIDENCE_COLORS, CONFIDENCE_SERIES, LOSS_COLORS, LOSS_SERIES, confidence_figure,
-                          curve_frame, loss_figure)
+from gioada.plots import CONFIDENCE_COLORS, CONFIDENCE_SERIES, LOSS_COLORS, LOSS_SERIES, curve_frame
 from gioada.pretrained import ASSETS
 from gioada.registry import ModelRegistry
 from gioada.scenes import MAX_SCENE, DatasetScenes, SceneSource
@@ -68,6 +67,7 @@ EXPLORE_CONCURRENCY = 4          # explore calls at once (inference only; they n
 NONE, SCRATCH = ("— none —", ""), ("Scratch (random weights)", "")
 QUEUE_SIZE = 64                  # requests waiting, at most; more are turned away at once
 PER_CLASS_HEADERS = ["class", "IoU before (%)", "IoU after (%)", "change"]
+PLOT_SECONDS = 2.0               # a watched run's curves get new points at most this often
 
 
 # The guided tour: (button, text, model A preferences, model B preferences, shift).
@@ -341,14 +341,10 @@ def _finetune_tab(manager: FinetuneManager, defaults: FinetuneParams) -> _Finetu
         with gr.Column(scale=2):
             progress = gr.HTML(progress_html(None), elem_classes="gio-card", elem_id="ft-progress")
             with gr.Row():
-                # Matplotlib, drawn on the server: Gradio's native plots keep the series of their first data
-                # for good, and each run has its own set of loss terms.
-                loss_plot = gr.Plot(loss_figure([]), label="Losses (every term)", show_label=False,
-                                    elem_id="loss-plot", format="png")
-                conf_plot = gr.Plot(confidence_figure([]), label="Discriminator confidence", show_label=False,
-                                    elem_id="conf-plot", format="png")
-            gr.Markdown("**Preview** — a fixed held-out scene, refreshed every few steps", elem_classes="gio-help")
-            preview = gr.Image(label="Preview", show_label=False, interactive=False, format="png",
+                loss_plot, conf_plot = _plots("loss-plot", "conf-plot")
+            gr.Markdown(f"**Preview** — a fixed held-out scene, refreshed every {PREVIEW_SECONDS:.0f} s of training "
+                        "and at the end", elem_classes="gio-help")
+            preview = gr.Image(label="Preview", show_label=False, interactive=False, format="jpeg",
                                buttons=["fullscreen"], elem_id="ft-preview")
             result = gr.HTML(elem_id="ft-result")
             per_class = gr.Dataframe(headers=PER_CLASS_HEADERS, label="Per-class IoU on held-out target scenes",
@@ -376,7 +372,10 @@ def _finetune_tab(manager: FinetuneManager, defaults: FinetuneParams) -> _Finetu
     run = start_btn.click(finetune, [lam_input, lam_output, lam_depth, lr, steps, batch, height, seed, start_from,
                                      run_name],
                           [progress, loss_plot, conf_plot, preview, result, per_class], api_name="finetune",
-                          concurrency_id="train", concurrency_limit=8, preprocess=False)
+                          concurrency_id="train", concurrency_limit=8, preprocess=False,
+                          # The progress card says how the run goes; Gradio's loading animation over six outputs
+                          # kept the browser busy for the whole run, on the CPU the run trains on.
+                          show_progress="hidden")
     stop_btn.click(stop, None, progress, api_name="stop", concurrency_id="control", concurrency_limit=None)
     gr.api(status, api_name="finetune_status", concurrency_id="control", concurrency_limit=None)
     return _FinetuneTab(preset_radio, [lam_input, lam_output, lam_depth], start_from, run)
@@ -470,11 +469,7 @@ def _learn_tab(manager: FinetuneManager, data: DataConfig | None, defaults: Fine
         outputs_img = gr.Image(label="T's outputs", show_label=False, interactive=False, format="webp",
                                elem_id="lab-outputs", scale=3)
     with gr.Row():
-        loss_plot = gr.LinePlot(curve_frame([], LOSS_SERIES), x="step", y="value", color="series",
-                                color_map=LOSS_COLORS, title="Losses", height=260, elem_id="lab-losses")
-        p_plot = gr.LinePlot(curve_frame([], CONFIDENCE_SERIES), x="step", y="value", color="series",
-                             color_map=CONFIDENCE_COLORS, title="Discriminators' P(real) on the batch",
-                             y_lim=[0, 1], height=260, elem_id="lab-p-real")
+        loss_plot, p_plot = _plots("lab-losses", "lab-p-real")
     view_outputs = [card, trans_img, maps_img, outputs_img, loss_plot, p_plot]
     sliders = [lam_in, lam_out, lam_d, lr, ratio]
 
@@ -598,8 +593,7 @@ def _session(request: gr.Request | None) -> str:
 
 
 def _lab_values(view: LabView, plots: bool = True) -> list[Any]:
-    curves = ([curve_frame(view.history, LOSS_SERIES), curve_frame(view.history, CONFIDENCE_SERIES)] if plots
-              else [gr.skip(), gr.skip()])
+    curves = _curves(view.history) if plots else [gr.skip(), gr.skip()]
     return [lab_html(view), translation_pair(view), view.maps, view.outputs, *curves]
 
 
@@ -662,13 +656,16 @@ def _tour_step(registry: ModelRegistry, k: int) -> tuple[Any, ...]:
 
 
 def _stream(job: FinetuneJob) -> Iterator[tuple[Any, ...]]:
-    """A run's widget values as it trains; the run's failure as a gr.Error, its divergence as a warning."""
-    drawn = 0.0
+    """A run's widget values as it trains; the run's failure as a gr.Error, its divergence as a warning.
+
+    Watching must not slow the run (the server and the browser share its CPU): each update sends the
+    progress line, the curves' new points at most every PLOT_SECONDS, and the rest only when it changed."""
+    drawn, shown = 0.0, None
     for snap in job.updates():
-        # Progress every update; the plots (drawn on this CPU) at most every 2 s, and at the end.
-        plots = snap.finished or time.monotonic() - drawn > 2.0
+        plots = snap.finished or time.monotonic() - drawn > PLOT_SECONDS
         drawn = time.monotonic() if plots else drawn
-        yield _finetune_values(snap, plots)
+        yield _finetune_values(snap, None if snap.finished else shown, plots)   # the last one whole, for API callers
+        shown = snap
     if snap.state in ("oom", "failed"):
         raise gr.Error(snap.message, print_exception=False)
     if snap.state == "diverged":
@@ -718,12 +715,33 @@ def _explore_values(r: ExploreResult, space: Any, tag: str) -> list[Any]:
     return values
 
 
-def _finetune_values(s: Snapshot, plots: bool = True) -> tuple[Any, ...]:
-    losses, confidences = ((loss_figure(s.history), confidence_figure(s.history)) if plots
-                           else (gr.skip(), gr.skip()))
-    table = per_class_rows(s.before, s.after)
-    return (progress_html(s), losses, confidences, s.preview, result_html(s),
-            pd.DataFrame(table, columns=PER_CLASS_HEADERS))
+def _finetune_values(s: Snapshot, shown: Snapshot | None = None, plots: bool = True) -> tuple[Any, ...]:
+    """The Fine-tune tab's values for ``s``; what did not change since ``shown`` (the snapshot the page
+    already shows) is skipped, and so are the curves unless ``plots``."""
+    skip = gr.skip()
+    curves = _curves(s.history) if plots else [skip, skip]
+    preview = s.preview if shown is None or s.preview is not shown.preview else skip
+    if shown is None or s.before is not shown.before or s.after is not shown.after:
+        result = result_html(s), pd.DataFrame(per_class_rows(s.before, s.after), columns=PER_CLASS_HEADERS)
+    else:
+        result = skip, skip
+    return (progress_html(s), *curves, preview, *result)
+
+
+def _plots(losses_id: str, p_real_id: str) -> tuple[gr.LinePlot, gr.LinePlot]:
+    """Every loss term, and the discriminators' P(real) with chance (50%) marked: drawn by the browser from a
+    few kB of points per refresh (see _curves), not rendered on the server."""
+    common = dict(x="step", y="value", color="series", height=260)
+    return (gr.LinePlot(curve_frame([], LOSS_SERIES), title="Losses (every term)", color_map=LOSS_COLORS,
+                        elem_id=losses_id, **common),
+            gr.LinePlot(curve_frame([], CONFIDENCE_SERIES, chance=True), color_map=CONFIDENCE_COLORS,
+                        title="Discriminators' P(real): real target vs translated", y_lim=[0, 1], elem_id=p_real_id,
+                        **common))
+
+
+def _curves(history: list[dict[str, float]]) -> list[Any]:
+    """The points of the two plots of :func:`_plots`."""
+    return [curve_frame(history, LOSS_SERIES), curve_frame(history, CONFIDENCE_SERIES, chance=True)]
 
 
 def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False,

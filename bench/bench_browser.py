@@ -4,10 +4,11 @@
 timed from the click until the scene's title and every panel image (all of them new, decoded) show in the
 page. Prints every click and the median.
 
-``watched``: the same fine-tuning settings run twice, alternately: on the command line
-(``python -m gioada train``, steps/s from its run.json) and from the Fine-tune tab watched in Chromium
-(steps/s from the app's progress line). Prints both and their ratio (the goal: watching costs nothing,
-ratio >= 0.85). Other work on the machine slows both; say what else was running when you quote a figure.
+``watched``: each round runs a fine-tune from the Fine-tune tab watched in Chromium to its end, then the
+same run on the command line (the command the app saved in the run's run.json: same settings, native
+frame and crops). Both steps/s come from run.json, timed alike by ``train``. Prints both and their ratio
+(the goal: watching costs nothing, ratio >= 0.85). Other work on the machine slows both; say what else was
+running when you quote a figure.
 
     python -m bench.bench_browser explore [--clicks 10]
     python -m bench.bench_browser watched [--steps 60] [--rounds 2]
@@ -16,7 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
+import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -72,15 +74,20 @@ def explore(clicks: int) -> None:
           f"(min {min(times):.0f}, max {max(times):.0f}, {len(times)} clicks)")
 
 
-def _cli(steps: int, batch: int, height: int, out: Path) -> float:
-    cmd = [sys.executable, "-m", "gioada", "train", "--out", str(out), "--steps", str(steps), "--batch-size",
-           str(batch), "--height", str(height), "--width", str(3 * height), "--val-every", str(steps),
-           "--val-scenes", "8", "--eval-scenes", "4"]
-    subprocess.run(cmd, check=True, capture_output=True)
+def _cli(command: str, out: Path) -> float:
+    """steps/s of ``command`` (a run's reproducing command) run on the command line, writing to ``out``."""
+    args = shlex.split(command)
+    args[args.index("--out") + 1] = str(out)
+    assert args[:3] == ["python", "-m", "gioada"], command
+    subprocess.run([sys.executable, *args[1:]], check=True, capture_output=True)
     return json.loads((out / "run.json").read_text())["steps_per_second"]
 
 
-def _watched(url: str, steps: int, batch: int, height: int) -> float:
+def _watched(url: str, manager) -> tuple[float, str]:
+    """Start the Fine-tune tab's run in Chromium and watch it to the end: (steps/s, the run's CLI command).
+
+    Both figures come from the saved run's run.json, timed by the same code as the CLI's (train's timer:
+    the training loop from its start, validation excluded), so the two are measured alike."""
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
         browser = _browser(p)
@@ -91,26 +98,33 @@ def _watched(url: str, steps: int, batch: int, height: int) -> float:
         page.wait_for_selector("#ft-progress >> text=/Finished|Stopped|failed|diverged/", timeout=3_600_000)
         text = page.inner_text("#ft-progress")
         browser.close()
-    m = re.search(r"([\d.]+) steps/s", text)
-    if not m:
-        raise SystemExit(f"no steps/s in the progress line: {text!r}")
-    return float(m.group(1))
+    if "Finished" not in text:
+        raise SystemExit(f"the watched run did not finish: {text!r}")
+    info = json.loads((manager.current.out_dir / "run.json").read_text())
+    return info["steps_per_second"], info["command"]
 
 
 def watched(steps: int, batch: int, height: int, rounds: int) -> None:
     from gioada.finetune import FinetuneParams
+    print(f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         defaults = FinetuneParams(steps=steps, batch_size=batch, height=height)
         demo, url = _serve(runs_dir=Path(tmp) / "runs", eval_scenes=4, defaults=defaults)
         cli, web = [], []
         for r in range(rounds):
-            cli.append(_cli(steps, batch, height, Path(tmp) / f"cli-{r}"))
-            web.append(_watched(url, steps, batch, height))
-            print(f"round {r + 1}: CLI {cli[-1]:.2f} steps/s, watched in Chromium {web[-1]:.2f} steps/s", flush=True)
+            # The app's run first: its run.json holds the command that reproduces it on the command line.
+            rate, command = _watched(url, demo.gioada["finetune"])
+            web.append(rate)
+            cli.append(_cli(command, Path(tmp) / f"cli-{r}"))
+            print(f"round {r + 1}: watched in Chromium {web[-1]:.2f} steps/s, CLI {cli[-1]:.2f} steps/s, "
+                  f"ratio {web[-1] / cli[-1]:.2f}", flush=True)
         demo.close()
     c, w = statistics.median(cli), statistics.median(web)
+    print(f"CLI command (same settings): {command}")
     print(f"watched/CLI steps/s: {w:.2f}/{c:.2f} = {w / c:.2f} (goal >= 0.85; {steps} steps, batch {batch}, "
-          f"{height}x{3 * height} crops)")
+          f"{height}x{3 * height} crops); median of paired ratios "
+          f"{statistics.median(a / b for a, b in zip(web, cli)):.2f}")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 def main() -> None:

@@ -73,8 +73,10 @@ LIMITS: dict[str, tuple[float, float]] = {
     "lr": (1e-6, 0.1), "steps": (1, 20_000), "batch_size": (1, 64), "height": (32, 512), "seed": (0, 2**31 - 1),
 }
 MAX_RUN_NAME = 48
-# The preview refreshes about PREVIEWS times a run, and at least every PREVIEW_EVERY_MAX steps.
-PREVIEWS, PREVIEW_EVERY_MAX = 15, 10
+# The preview (G and T on a fixed scene at the native frame, in the training thread) refreshes at most once
+# per PREVIEW_SECONDS of training, and after the last step: one preview took 1.0 s at 128×384 on the 2-core
+# CPU under load, so the former preview every few steps cost a watched run much of its speed.
+PREVIEW_SECONDS = 15.0
 
 
 class RunInProgress(RuntimeError):
@@ -252,9 +254,8 @@ class Snapshot:
 class FinetuneJob:
     """One fine-tuning run in a background thread. Read it with :meth:`snapshot` or :meth:`updates`."""
 
-    def __init__(self, params: FinetuneParams, cfg: RunConfig, out_dir: Path, preview_every: int) -> None:
+    def __init__(self, params: FinetuneParams, cfg: RunConfig, out_dir: Path) -> None:
         self.params, self.cfg, self.out_dir = params, cfg, out_dir
-        self.preview_every = preview_every
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._version = 0
@@ -278,7 +279,7 @@ class FinetuneJob:
     def _record(self, step: int, metrics: dict[str, float], preview: np.ndarray | None) -> None:
         now = time.perf_counter()
         with self._cond:
-            if self._train_t0 is None:
+            if step == 1:
                 self._train_t0 = now
             elif step > 1:
                 # Steps/s over the steps after the first (the first includes Lightning's warm-up).
@@ -342,6 +343,7 @@ class _Progress:
         self.good_state: dict[str, torch.Tensor] | None = None
         self.good_step = 0
         self.steps = 0
+        self.previewed = 0.0                          # time.monotonic() of the last preview
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: GIOAda) -> None:
         self.module = pl_module
@@ -350,6 +352,7 @@ class _Progress:
             return
         self.job._update(state="training", message="Training…")
         self.job._record(0, {}, preview(pl_module, *self.scene, space=self.space))
+        self.previewed = time.monotonic()
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: GIOAda, batch: Any, batch_idx: int) -> None:
         # A copy of the weights before each step: if the step diverges, these are the last good ones.
@@ -362,8 +365,10 @@ class _Progress:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
                    if k.startswith("train/") and torch.as_tensor(v).numel() == 1}
         last = self.steps >= self.job.cfg.steps or self.job.stop_requested
-        image = (preview(pl_module, *self.scene, space=self.space)
-                 if self.steps % self.job.preview_every == 0 or last else None)
+        image = None
+        if last or time.monotonic() - self.previewed >= PREVIEW_SECONDS:
+            image = preview(pl_module, *self.scene, space=self.space)
+            self.previewed = time.monotonic()
         self.job._record(self.steps, metrics, image)
         if self.job.stop_requested:
             trainer.should_stop = True
@@ -483,8 +488,7 @@ class FinetuneManager:
                     "Only one run trains at a time: please wait for it to finish (you can keep exploring meanwhile).")
             self.registry.runs_dir.mkdir(parents=True, exist_ok=True)
             out_dir = _unique_dir(self.registry.runs_dir, name)
-            every = max(1, min(PREVIEW_EVERY_MAX, params.steps // PREVIEWS))
-            job = FinetuneJob(params, cfg, out_dir, preview_every=every)
+            job = FinetuneJob(params, cfg, out_dir)
             job.thread = threading.Thread(target=self._run, args=(job, tuple(callbacks)), daemon=True,
                                           name=f"finetune-{out_dir.name}")
             self._job = job
@@ -614,7 +618,8 @@ def _command(cfg: RunConfig, out_dir: Path, eval_scenes: int) -> str:
     m, d = cfg.model, cfg.data
     args = ["python", "-m", "gioada", "train", "--out", str(out_dir), "--steps", cfg.steps, "--seed", cfg.seed,
             "--lr", m.init_lr, "--lam-input", m.lam_input, "--lam-output", m.lam_output, "--lam-depth", m.lam_depth,
-            "--height", d.height, "--width", d.width, "--batch-size", d.batch_size, "--shift", d.shift,
+            "--height", d.height, "--width", d.width, "--crop-height", d.crop_height, "--crop-width", d.crop_width,
+            "--batch-size", d.batch_size, "--shift", d.shift,
             "--task-width", m.task_width, "--transform-width", m.transform_width, "--disc-width", m.disc_width,
             "--val-every", cfg.val_every, "--val-scenes", d.val_scenes, "--eval-scenes", eval_scenes]
     if d.source != "sim" or d.target != "sim":

@@ -15,6 +15,7 @@ import time
 import zlib
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pytest
 import torch
@@ -29,8 +30,8 @@ from gioada import DataConfig, ModelConfig, RunConfig  # noqa: E402
 from gioada.checkpoint import is_run_dir, load_model, read_json  # noqa: E402
 from gioada.diagram import render as render_diagram  # noqa: E402
 from gioada.explore import Explorer  # noqa: E402
-from gioada.finetune import FinetuneManager, FinetuneParams, safe_run_name  # noqa: E402
-from gioada.plots import confidence_figure, loss_figure  # noqa: E402
+from gioada.finetune import FinetuneManager, FinetuneParams, Snapshot, safe_run_name  # noqa: E402
+from gioada.plots import CHANCE, CONFIDENCE_SERIES, LOSS_SERIES, curve_frame  # noqa: E402
 from gioada.registry import ModelRegistry  # noqa: E402
 from gioada.train import train  # noqa: E402
 from gioada.uploads import WORK_PIXELS, fit_to, load_upload  # noqa: E402
@@ -166,7 +167,9 @@ def test_finetune_two_steps_saves_a_selectable_run(served, dirs):
     progress, losses, confidences, preview, result, table = out
     assert "Finished 2 steps" in progress and "&#x27;escape-me&#x27;" in progress, progress
     assert "→" in result and "points" in result                 # before → after mIoU
-    assert losses and confidences                                # the two plots (matplotlib)
+    # The two plots' points (the browser draws them): every loss term and P(real) of both discriminators.
+    drawn = {name for plot in (losses, confidences) for _, value, name in plot["data"] if value is not None}
+    assert {"seg (T)", "depth (T)", "D_in loss", "D_in · real target", "D_out · translated", "chance (50%)"} <= drawn
     assert Path(preview).is_file()
     assert len(table["data"]) == 10                              # per-class IoU, before and after
     # Path traversal went nowhere: the run is inside runs/, named safely; nothing escaped.
@@ -174,6 +177,9 @@ def test_finetune_two_steps_saves_a_selectable_run(served, dirs):
     assert not (dirs["root"] / "escape").exists() and not (dirs["root"].parent / "escape").exists()
     metrics = read_json(dirs["runs"] / "escape-me", "metrics.json")
     assert {"target", "target_before"} <= set(metrics)
+    # The saved command reproduces the run on the command line: native frame and training crops.
+    assert "--height 128 --width 384 --crop-height 32 --crop-width 96" in read_json(dirs["runs"] / "escape-me",
+                                                                                   "run.json")["command"]
     assert (dirs["runs"] / "escape-me" / "log.csv").read_text().startswith("step,")
     # The new run is offered in Explore and works there; the shipped models were not touched.
     assert "runs/escape-me" in demo.gioada["registry"].keys()
@@ -386,13 +392,42 @@ def test_diagram_greys_out_switched_off_parts():
     assert red(full) > 1000 and red(none) < red(full) // 20
 
 
-def test_plots_show_every_logged_term():
+def test_curves_show_every_logged_term():
     history = [{"step": i, "train/g_seg": 2 / i, "train/g_adv_in": 0.7, "train/loss_d_in": 1.38,
                 "train/d_in_real": 0.5 + 0.01 * i, "train/d_in_fake": 0.5 - 0.01 * i} for i in range(1, 40)]
-    losses = {line.get_label() for line in loss_figure(history).axes[0].lines}
-    assert losses == {"seg (T)", "adv_in (G, T fool D_in)", "D_in loss"}
-    confidences = {line.get_label() for line in confidence_figure(history).axes[0].lines}
-    assert {"D_in · real target", "D_in · translated"} <= confidences
+    losses = curve_frame(history, LOSS_SERIES).dropna()
+    assert set(losses["series"]) == {"seg (T)", "adv_in (G, T fool D_in)", "D_in loss"}
+    confidences = curve_frame(history, CONFIDENCE_SERIES, chance=True).dropna()
+    assert set(confidences["series"]) == {"D_in · real target", "D_in · translated", CHANCE}
+    chance = confidences[confidences["series"] == CHANCE]
+    assert list(chance["step"]) == [1, 39] and list(chance["value"]) == [0.5, 0.5]   # across the steps drawn
+    # Every series is in every table (NaN until it has points): the browser keeps the legend of the first one.
+    empty = curve_frame([], CONFIDENCE_SERIES, chance=True)
+    assert set(empty["series"]) == set(CONFIDENCE_SERIES.values()) | {CHANCE} and empty["value"].isna().all()
+    assert set(curve_frame(history, LOSS_SERIES)["series"]) == set(LOSS_SERIES.values())
+    assert str(empty["step"].dtype) == "int64"        # a numeric axis from the first (empty) table on
+
+
+def test_watched_run_sends_only_what_changed():
+    """A watched run's updates skip what the page already shows; the last one is whole (for API callers)."""
+    history = [{"step": 1, "train/g_seg": 1.0, "train/d_in_real": 0.6}]
+    preview, before = np.zeros((4, 4, 3), np.uint8), {"miou": 10.0, "scenes": 2, "per_class_iou": {}}
+    first = _snapshot(state="training", step=1, history=history, preview=preview, before=before)
+    same = _snapshot(state="training", step=2, history=history, preview=preview, before=before)
+    values = app._finetune_values(same, first, plots=False)
+    assert "step <b>2</b>" in values[0]
+    assert all(v == gr.skip() for v in values[1:]), values[1:]
+    values = app._finetune_values(same, None, plots=True)
+    assert values[3] is preview and "10.0%" in values[4]
+    losses, confidences = (frame.dropna() for frame in values[1:3])
+    assert list(losses["series"]) == ["seg (T)"] and set(confidences["series"]) == {"D_in · real target", CHANCE}
+
+
+def _snapshot(**fields):
+    base = dict(version=0, state="training", run_name="r", step=0, total=10, elapsed=1.0, steps_per_second=None,
+                eta_seconds=None, history=[], preview=None, message="", before=None, after=None, run_key=None,
+                params=FinetuneParams())
+    return Snapshot(**{**base, **fields})
 
 
 class _OutOfMemory(Callback):

@@ -69,14 +69,19 @@ def test_explore_and_finetune_in_chromium(url, tmp_path):
             assert page.get_by_text("mIoU on target").first.is_visible()
             page.screenshot(path=str(tmp_path / "explore.png"), full_page=True)
 
-            # Fine-tune: a tiny run (the app was built with 3-step defaults) streams plots and a preview.
+            # Fine-tune: a tiny run (the app was built with 3-step defaults) streams curves and a preview.
             page.get_by_role("tab", name="Fine-tune").click()
             page.get_by_role("button", name="Start fine-tuning").click()
             page.wait_for_selector("#ft-progress >> text=Finished 3 steps", timeout=120_000)
-            for sel in ("#loss-plot", "#conf-plot", "#ft-preview"):
+            page.wait_for_function("[...document.querySelectorAll('#ft-preview img')]"
+                                   ".some(e => e.complete && e.naturalWidth > 0)", timeout=30_000)
+            # The browser draws the curves; the legends name the series that appeared after the first (empty) data.
+            for sel, names in (("#loss-plot", ["seg (T)", "D_in loss"]),
+                               ("#conf-plot", ["D_in · real target", "chance (50%)"])):
                 page.wait_for_function(
-                    f"[...document.querySelectorAll('{sel} img')].some(e => e.complete && e.naturalWidth > 0)",
-                    timeout=30_000)
+                    "([sel, names]) => { const svg = document.querySelector(sel + ' svg');"
+                    " return svg !== null && names.every(n => svg.textContent.includes(n)); }",
+                    arg=[sel, names], timeout=30_000)
             assert "points" in page.inner_text("#ft-result")
             shot = tmp_path / "finetune.png"
             page.screenshot(path=str(shot), full_page=True)
