@@ -31,7 +31,6 @@ import pandas as pd
 from starlette.middleware import Middleware
 
 from app_html import hero_html, lab_html, legend_html, progress_html, result_html, stats_html
-from gioada import diagram
 from gioada.config import DataConfig
 from gioada.explore import Explorer, ExploreResult, raw_downloads
 from gioada.finetune import (LIMITS, PRESETS, PREVIEW_SECONDS, FinetuneJob, FinetuneManager, FinetuneParams,
@@ -63,6 +62,7 @@ CSS = """
 footer {display: none !important;}
 """
 MAX_FILE_SIZE = f"{MAX_UPLOAD_BYTES // 2**20}mb"
+GALLERY_SCENES = 6               # thumbnails of held-out scenes 0..5 in Explore's gallery
 EXPLORE_CONCURRENCY = 4          # explore calls at once (inference only; they never wait behind training)
 NONE, SCRATCH = ("— none —", ""), ("Scratch (random weights)", "")
 QUEUE_SIZE = 64                  # requests waiting, at most; more are turned away at once
@@ -193,6 +193,7 @@ def build_demo(assets_dir: str | Path = ASSETS, runs_dir: str | Path = "runs", *
                 ft = _finetune_tab(manager, defaults)
             with gr.Tab("Learn", id="learn"):
                 learn = _learn_tab(manager, data, defaults)
+        _wire_first_view(demo, ex, learn)
         _wire_model_lists(demo, registry, ex, ft, learn)
         _wire_tour(tabs, registry, manager.has_depth, ex, ft, learn)
 
@@ -212,8 +213,10 @@ class _ExploreTab:
     model_info: gr.Markdown
     tour_box: gr.Markdown
     refresh: gr.Button
+    gallery: gr.Gallery
     explore: dict[str, Any]      # keyword arguments of the explore event
     describe: Callable[[str, str], str]
+    thumbnails: Callable[[], list[Any]]
 
 
 def _explore_tab(explorer: Explorer) -> _ExploreTab:
@@ -226,7 +229,8 @@ def _explore_tab(explorer: Explorer) -> _ExploreTab:
     with gr.Row(equal_height=False):
         with gr.Column(scale=4, min_width=380):
             gr.Markdown("**Scenes** held out from training — click one", elem_classes="gio-help")
-            gallery = gr.Gallery(explorer.gallery(6), label="Built-in scenes", show_label=False, columns=3,
+            # Filled on page load (see _wire_first_view): the server answers sooner.
+            gallery = gr.Gallery(None, label="Built-in scenes", show_label=False, columns=3,
                                  rows=2, height=252, allow_preview=False, object_fit="cover", buttons=[],
                                  elem_id="scene-gallery")
         with gr.Column(scale=3, min_width=280):
@@ -295,7 +299,8 @@ def _explore_tab(explorer: Explorer) -> _ExploreTab:
             describe, [model_a, model_b], model_info, api_name=f"describe_{name}")
     upload.upload(explore_photo, [upload, model_a, model_b], outputs, api_name="explore_upload",
                   concurrency_id="explore", concurrency_limit=EXPLORE_CONCURRENCY)
-    return _ExploreTab(model_a, model_b, scene, shift, model_info, tour_box, refresh_btn, explore_kw, describe)
+    return _ExploreTab(model_a, model_b, scene, shift, model_info, tour_box, refresh_btn, gallery, explore_kw,
+                       describe, functools.cache(functools.partial(explorer.gallery, GALLERY_SCENES)))
 
 
 @dataclass
@@ -389,6 +394,7 @@ class _LearnTab:
     tour_buttons: list[gr.Button]
     tour_train: gr.Button
     tour_md: gr.Markdown
+    diagram: gr.Image
 
 
 # The lab's lesson: (button, preset to reset to or None to keep the lab, text, press Play after).
@@ -416,7 +422,7 @@ def _learn_tab(manager: FinetuneManager, data: DataConfig | None, defaults: Fine
     labs = LabPool(registry, data, busy=manager.busy)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
-            diagram_img = gr.Image(diagram.render(), label="The four networks and their losses", show_label=False,
+            diagram_img = gr.Image(None, label="The four networks and their losses", show_label=False,
                                    interactive=False, format="png", buttons=["fullscreen"], elem_id="diagram")
         with gr.Column(scale=2):
             gr.Markdown(EXPLAIN)
@@ -479,7 +485,7 @@ def _learn_tab(manager: FinetuneManager, data: DataConfig | None, defaults: Fine
         p = lab_preset(name, has_depth)
         st = p.settings
         return (f"**Watch for:** {p.watch}", st.lam_input, st.lam_output, st.lam_depth, st.lr, st.d_ratio,
-                diagram.render(st.lam_input, st.lam_output, st.lam_depth))
+                _diagram(st.lam_input, st.lam_output, st.lam_depth))
 
     @friendly
     def reset(start: str, li: Any, lo: Any, ld: Any, rate: Any, r: Any, request: gr.Request) -> list[Any]:
@@ -584,7 +590,7 @@ def _learn_tab(manager: FinetuneManager, data: DataConfig | None, defaults: Fine
                        api_name=f"lab_lesson_{k + 1}", concurrency_id="learn", concurrency_limit=2)
         if LAB_TOUR[k][3]:
             ev.then(**play_kw, api_name=f"lab_lesson_{k + 1}_play")
-    return _LearnTab(lab_start, tour_btns, tour_train, tour_md)
+    return _LearnTab(lab_start, tour_btns, tour_train, tour_md, diagram_img)
 
 
 def _session(request: gr.Request | None) -> str:
@@ -595,6 +601,14 @@ def _session(request: gr.Request | None) -> str:
 def _lab_values(view: LabView, plots: bool = True) -> list[Any]:
     curves = _curves(view.history) if plots else [gr.skip(), gr.skip()]
     return [lab_html(view), translation_pair(view), view.maps, view.outputs, *curves]
+
+
+def _wire_first_view(demo: gr.Blocks, ex: _ExploreTab, learn: _LearnTab) -> None:
+    """Images the first view shows are drawn when a page loads, not when the app starts: building the demo
+    renders nothing, so the server answers sooner (the scenes are rendered once, then cached)."""
+    demo.load(ex.thumbnails, None, ex.gallery, api_name="scene_gallery", concurrency_id="explore",
+              concurrency_limit=EXPLORE_CONCURRENCY)
+    demo.load(_diagram, None, learn.diagram, api_name="diagram")
 
 
 def _wire_model_lists(demo: gr.Blocks, registry: ModelRegistry, ex: _ExploreTab, ft: _FinetuneTab,
@@ -639,6 +653,13 @@ def _model_lists(registry: ModelRegistry, a: str | None = None, b: str | None = 
     b = b if b in keys and b != a else (default_b if default_b != a else "")
     return (gr.Dropdown(choices=choices, value=a), gr.Dropdown(choices=[NONE] + choices, value=b),
             gr.Dropdown(choices=[SCRATCH] + choices), gr.Dropdown(choices=[SCRATCH] + choices))
+
+
+def _diagram(*lambdas: float) -> Any:
+    """The networks diagram, greyed out where (lam_input, lam_output, lam_depth) switch parts off; the
+    defaults' when none are given. Matplotlib is imported when it is first drawn, not when the app starts."""
+    from gioada import diagram
+    return diagram.render(*lambdas)
 
 
 def _tour_step(registry: ModelRegistry, k: int) -> tuple[Any, ...]:

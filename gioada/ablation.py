@@ -21,6 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
+import torch
+
 from .checkpoint import CONFIG, LOG, METRICS, RUN_INFO, read_json
 
 # Row name -> train flags. The first six are the shipped models the app knows; the three split rows
@@ -126,6 +128,36 @@ def markdown(summary: dict[str, Any]) -> str:
         per_class = " | ".join("–" if v != v else f"{v:.1f}" for v in s["per_class_iou_mean"].values())  # NaN: absent
         lines.append(f"| `{row}` | {s['miou']['n']} | **{pm(s['miou'])}** | {pm(s['thin_miou'])} | {per_class} |")
     return "\n".join(lines)
+
+
+@torch.no_grad()
+def evaluation_spread(run: str | Path, scenes: int = 500, resamples: int = 1000, seed: int = 0) -> dict[str, float]:
+    """How much a run's target mIoU moves with the choice of test scenes: the std of the mIoU over
+    ``resamples`` bootstrap resamples of its ``scenes`` test scenes (scene-level, as the table pools pixels).
+    Compare it with the seed-to-seed std: the table's ordering means something only where seeds differ more."""
+    import numpy as np
+
+    from .checkpoint import load_model, load_run_config
+    from .classes import IGNORE_INDEX
+    from .data import eval_set
+
+    model, cfg = load_model(run), load_run_config(run)
+    k = model.hparams.num_classes
+    per_scene = np.zeros((scenes, k, k), dtype=np.int64)          # confusion matrix of each scene
+    test = eval_set(cfg.data, "target", scenes)
+    for i in range(len(test)):
+        image, labels, _ = test[i]
+        pred = model(image[None])[0].argmax(1)[0]
+        valid = labels != IGNORE_INDEX
+        per_scene[i] = np.bincount((labels[valid] * k + pred[valid]).numpy(), minlength=k * k).reshape(k, k)
+
+    def miou(conf: np.ndarray) -> float:
+        inter, union = np.diag(conf), conf.sum(0) + conf.sum(1) - np.diag(conf)
+        return float(100 * np.mean(inter[union > 0] / union[union > 0]))
+
+    rng = np.random.default_rng(seed)
+    boot = [miou(per_scene[rng.integers(0, scenes, scenes)].sum(0)) for _ in range(resamples)]
+    return {"miou": miou(per_scene.sum(0)), "bootstrap_std": float(np.std(boot, ddof=1)), "scenes": scenes}
 
 
 RECORDS = (CONFIG, METRICS, RUN_INFO, LOG)   # what is kept of each run (weights are not)

@@ -3,8 +3,10 @@ import json
 
 import pytest
 
-from gioada.ablation import ROWS, SHIPPED_ROWS, command, pending, run_dir, summarise
-from gioada.cli import build_parser, train_config
+from gioada.ablation import ROWS, SHIPPED_ROWS, command, evaluation_spread, pending, run_dir, summarise
+from gioada.checkpoint import load_model, load_run_config
+from gioada.cli import build_parser, main, train_config
+from gioada.evaluate import evaluate
 from gioada.pretrained import SHIPPED
 
 
@@ -57,3 +59,14 @@ def test_finished_runs_are_skipped_and_summarised_as_mean_and_std(tmp_path):
     s = summarise(tmp_path)["gioada"]
     assert s["miou"]["mean"] == 62.0 and s["miou"]["std"] == pytest.approx(2.8284, abs=1e-3)
     assert s["thin_miou"]["mean"] == 15.0 and s["seeds"]["seed1"]["command"] == "train gioada 1"
+
+
+def test_evaluation_spread_reproduces_the_mIoU_and_measures_scene_noise(tmp_path):
+    out = tmp_path / "tiny"
+    assert main(["train", "--out", str(out), "--steps", "2", "--val-every", "2", "--height", "32", "--width", "96",
+                 "--batch-size", "2", "--task-width", "8", "--transform-width", "8", "--disc-width", "8",
+                 "--val-scenes", "2", "--eval-scenes", "2", "--device", "cpu"]) == 0
+    spread = evaluation_spread(out, scenes=6, resamples=50)
+    assert spread["miou"] == pytest.approx(evaluate(load_model(out), load_run_config(out).data, "target", 6)["miou"],
+                                           abs=1e-4)
+    assert spread["bootstrap_std"] > 0 and spread["scenes"] == 6

@@ -382,6 +382,16 @@ def test_no_models_installed_still_explores_and_trains(tmp_path):
     assert result.strip.shape[2] == 3 and result.strip.shape[1] > 4 * 384     # source, target, truth, depth
 
 
+def test_first_view_is_drawn_on_load_not_at_build(served):
+    """Building the app renders no scene and no diagram (a fast start); a page load fills them."""
+    demo, client = served
+    props = {c["props"].get("elem_id"): c["props"] for c in demo.config["components"]}
+    assert not props["scene-gallery"].get("value") and not props["diagram"].get("value")
+    gallery = client.predict(api_name="/scene_gallery")
+    assert len(gallery) == app.GALLERY_SCENES and all(Path(item["image"]).is_file() for item in gallery)
+    assert Image.open(client.predict(api_name="/diagram")).size[0] > 400
+
+
 def test_diagram_greys_out_switched_off_parts():
     full, none = render_diagram(0.05, 0.01, 0.5), render_diagram(0.0, 0.0, 0.0)
     assert full.shape == none.shape and full.shape[2] == 3
