@@ -111,7 +111,8 @@ two levels, guided by geometry:
 
 Every training step updates the discriminators first (**D step**), then G and T (**G step**) with the
 adversarial labels flipped. Training has converged when both discriminators answer about **50%**
-(chance) for everything. λ_in = λ_out = 0 is the no-adaptation baseline; λ_depth = 0 drops geometry.
+(chance) for everything. λ_in = λ_out = 0 is the no-adaptation baseline; λ_depth = 0 drops T's depth loss
+(the `no-depth` model also takes depth away from G and D_out).
 """
 
 

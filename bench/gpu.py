@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))          # runs on a GPU machine without installing the package
 sys.path.insert(0, str(ROOT / "bench"))
 
 GPU_TESTS = ["tests/test_module.py", "tests/test_networks.py", "tests/test_config.py", "tests/test_ablation.py",

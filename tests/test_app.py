@@ -10,7 +10,6 @@ import json
 import math
 import pickle
 import struct
-import sys
 import time
 import zlib
 from pathlib import Path
@@ -22,24 +21,21 @@ import torch
 from PIL import Image
 from pytorch_lightning.callbacks import Callback
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import app  # noqa: E402
-from gioada import DataConfig, ModelConfig, RunConfig  # noqa: E402
-from gioada.checkpoint import is_run_dir, load_model, read_json  # noqa: E402
-from gioada.diagram import render as render_diagram  # noqa: E402
-from gioada.explore import Explorer  # noqa: E402
-from gioada.finetune import FinetuneManager, FinetuneParams, Snapshot, safe_run_name  # noqa: E402
-from gioada.plots import CHANCE, CONFIDENCE_SERIES, LOSS_SERIES, curve_frame  # noqa: E402
-from gioada.registry import ModelRegistry  # noqa: E402
-from gioada.train import train  # noqa: E402
-from gioada.uploads import WORK_PIXELS, fit_to, load_upload  # noqa: E402
-from gioada.validation import check_number  # noqa: E402
+import app
+from gioada import DataConfig, ModelConfig, RunConfig
+from gioada.checkpoint import is_run_dir, load_model, read_json
+from gioada.diagram import render as render_diagram
+from gioada.explore import Explorer
+from gioada.finetune import FinetuneManager, FinetuneParams, Snapshot, safe_run_name
+from gioada.plots import CHANCE, CONFIDENCE_SERIES, LOSS_SERIES, curve_frame
+from gioada.registry import ModelRegistry
+from gioada.train import train
+from gioada.uploads import WORK_PIXELS, fit_to, load_upload
+from gioada.validation import check_number
 
 gradio_client = pytest.importorskip("gradio_client")
-from gradio_client import Client, handle_file  # noqa: E402
-from gradio_client.exceptions import AppError  # noqa: E402
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 
 # Gradio's own pandas use under pandas 3; not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting.*", "ignore:The copy keyword is deprecated")

@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 from PIL import EpsImagePlugin, Image
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from gioada.uploads import load_upload
 
-from gioada.uploads import load_upload  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _image_bytes(im: Image.Image, fmt: str, **kw) -> bytes:
