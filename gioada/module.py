@@ -263,31 +263,28 @@ class GIOAda(pl.LightningModule):
 
         ``outputs``: G's and T's outputs on the batch when the caller already has them.
         """
-        terms = self.discriminator_loss(*batch, outputs=outputs)
-        check_finite("discriminator", terms, self.global_step)
-        optimizer.zero_grad(set_to_none=True)
-        self._backward(terms["total"])
-        optimizer.step()
-        return terms
+        return self._optimize("discriminator", self.discriminator_loss(*batch, outputs=outputs), optimizer)
 
     def generator_step(self, batch: Batch, optimizer: torch.optim.Optimizer,
                        outputs: Outputs | None = None) -> dict[str, torch.Tensor]:
         """One optimizer step of G and T on ``batch`` (the discriminators stay as they are); returns
         the loss terms (before it). ``outputs``: G's and T's outputs on the batch, with their graph."""
         with frozen(self.input_discriminator, self.output_discriminator):
-            terms = self.generator_loss(*batch, outputs=outputs)
-            check_finite("generator", terms, self.global_step)
-            optimizer.zero_grad(set_to_none=True)
-            self._backward(terms["total"])
-            optimizer.step()
-        return terms
+            return self._optimize("generator", self.generator_loss(*batch, outputs=outputs), optimizer)
 
-    def _backward(self, loss: torch.Tensor) -> None:
-        """Lightning's backward under a Trainer (precision plugins, DDP), plain autograd outside one."""
+    def _optimize(self, which: str, terms: dict[str, torch.Tensor],
+                  optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+        """Minimise ``terms["total"]`` by one step of ``optimizer`` (refused before it writes NaN/inf).
+
+        Backward is Lightning's under a Trainer (precision plugins, DDP), plain autograd outside one."""
+        check_finite(which, terms, self.global_step)
+        optimizer.zero_grad(set_to_none=True)
         if self._trainer is not None:
-            self.manual_backward(loss)
+            self.manual_backward(terms["total"])
         else:
-            loss.backward()
+            terms["total"].backward()
+        optimizer.step()
+        return terms
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         real_images, fake_images, labels, depths = batch

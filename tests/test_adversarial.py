@@ -60,18 +60,14 @@ def discriminator_steps(model: GIOAda, batch, steps: int) -> None:
     params = [*model.input_discriminator.parameters(), *model.output_discriminator.parameters()]
     opt = torch.optim.Adam(params, lr=1e-3, betas=(0.5, 0.999))
     for _ in range(steps):
-        opt.zero_grad()
-        model.discriminator_loss(*batch)["total"].backward()
-        opt.step()
+        model.discriminator_step(batch, opt)
 
 
 def generator_steps(model: GIOAda, batch, steps: int) -> None:
     params = [*model.fake_transformation.parameters(), *model.task_network.parameters()]
     opt = torch.optim.Adam(params, lr=1e-3, betas=(0.5, 0.999))
     for _ in range(steps):
-        opt.zero_grad()
-        model.generator_loss(*batch)["total"].backward()
-        opt.step()
+        model.generator_step(batch, opt)
 
 
 class Spy:
