@@ -183,7 +183,7 @@ def build_demo(assets_dir: str | Path = ASSETS, runs_dir: str | Path = "runs", *
     registry = ModelRegistry(assets_dir, runs_dir)
     explorer = Explorer(registry, scenes)
     manager = FinetuneManager(registry, data=data, eval_scenes=eval_scenes)
-    explorer = TrainingFirst(explorer, manager.busy)     # explorers give way to a training run
+    explorer = TrainingFirst(explorer, manager.busy, manager.turns)   # explorers take turns with a run's steps
 
     with gr.Blocks(title="GIO-Ada lab", analytics_enabled=False, delete_cache=(900, 3600)) as demo:
         gr.HTML(hero_html(len(registry.shipped()), explorer.scenes.kind, registry.device.type))

@@ -37,6 +37,7 @@ from .data.real import source_has_depth
 from .inference import pick_device
 from .panels import tile_row
 from .registry import RUN_NAME, RUN_PREFIX, ModelRegistry
+from .serving import ComputeTurns
 from .validation import check_int, check_number
 from .viz import overlay
 
@@ -337,8 +338,9 @@ class _Progress:
 
     Lightning's hooks; :func:`_progress` makes it a ``Callback`` once Lightning is imported."""
 
-    def __init__(self, job: FinetuneJob, preview_scene: tuple[torch.Tensor, ...], space_name: str) -> None:
-        self.job, self.scene, self.space = job, preview_scene, get_label_space(space_name)
+    def __init__(self, job: FinetuneJob, preview_scene: tuple[torch.Tensor, ...], space_name: str,
+                 turns: ComputeTurns) -> None:
+        self.job, self.scene, self.space, self.turns = job, preview_scene, get_label_space(space_name), turns
         self.module: GIOAda | None = None
         self.good_state: dict[str, torch.Tensor] | None = None
         self.good_step = 0
@@ -358,9 +360,14 @@ class _Progress:
         # A copy of the weights before each step: if the step diverges, these are the last good ones.
         self.good_state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
         self.good_step = self.steps
+        self.turns.begin_step()
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: GIOAda, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
+        self.turns.end_step()
+        self._record(trainer, pl_module)
+
+    def _record(self, trainer: pl.Trainer, pl_module: GIOAda) -> None:
         self.steps += 1
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
                    if k.startswith("train/") and torch.as_tensor(v).numel() == 1}
@@ -377,8 +384,9 @@ class _Progress:
         self.job._update(state="evaluating", message="Evaluating on held-out target scenes…")
 
 
-def _progress(job: FinetuneJob, preview_scene: tuple[torch.Tensor, ...], space_name: str) -> _Progress:
-    return _progress_class()(job, preview_scene, space_name)
+def _progress(job: FinetuneJob, preview_scene: tuple[torch.Tensor, ...], space_name: str,
+              turns: ComputeTurns) -> _Progress:
+    return _progress_class()(job, preview_scene, space_name, turns)
 
 
 @functools.cache
@@ -419,8 +427,9 @@ class FinetuneManager:
     """
 
     def __init__(self, registry: ModelRegistry, *, data: DataConfig | None = None, eval_scenes: int = 24,
-                 accelerator: str = "auto") -> None:
+                 accelerator: str = "auto", turns: ComputeTurns | None = None) -> None:
         self.registry, self.data = registry, data or DataConfig()
+        self.turns = turns or ComputeTurns()          # each training step takes its turn on the CPU
         self.eval_scenes, self.accelerator = eval_scenes, accelerator
         self.has_depth = source_has_depth(self.data.source)   # False (e.g. GTA5): the depth loss is off
         # No run of ours is in progress yet: clear what a killed save left behind (save_run's marked folders).
@@ -520,7 +529,7 @@ class FinetuneManager:
                 return
             job._update(before=before, message="Training…")
             # 2. Train, streaming progress.
-            progress = _progress(job, _preview_scene(cfg), cfg.data.label_space)
+            progress = _progress(job, _preview_scene(cfg), cfg.data.label_space, self.turns)
             result = train(cfg, None, callbacks=[progress, *extra], progress=False, eval_scenes=self.eval_scenes,
                            command=_command(cfg, job.out_dir, self.eval_scenes))
             stopped = job.stop_requested and result.info.get("interrupted", False)
@@ -545,6 +554,8 @@ class FinetuneManager:
                 self._failed(job, e)
         except Exception as e:  # noqa: BLE001 - a background thread must always end with a message; logged in full
             self._failed(job, e)
+        finally:
+            self.turns.end_step()                     # a step that raised must not keep the CPU's turn
 
     def _failed(self, job: FinetuneJob, e: BaseException) -> None:
         log.exception("fine-tuning run %s failed", job.out_dir.name)

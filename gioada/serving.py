@@ -3,7 +3,7 @@
 :class:`HostCheck` is an ASGI middleware that refuses any request whose ``Host`` header is not one the app
 serves: a page on ``evil.example`` that resolves its own name to 127.0.0.1 can then neither start runs nor
 read results. :func:`allowed_hosts` builds the list from the address served and the user's additions.
-:class:`TrainingFirst` keeps a burst of explorers from starving a fine-tuning run.
+:class:`ComputeTurns` and :class:`TrainingFirst` keep a burst of explorers from starving a fine-tuning run.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import os
 import re
 import socket
 import threading
+import time
 from typing import Any, Awaitable, Callable, Iterable, Iterator
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -96,17 +97,78 @@ def scrub_paths(text: str) -> str:
     return _ABSOLUTE_PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
 
 
-class TrainingFirst:
-    """An :class:`~gioada.explore.Explorer` that gives way to a training run.
+class ComputeTurns:
+    """A training run's steps and Explore's computations take turns on the CPU instead of sharing it.
 
-    While ``busy()`` (a fine-tuning run trains), explore calls run one at a time, each on a single torch
-    thread (torch's CPU thread count is per thread, so the run keeps all of its own): a burst of explorers
-    gets slower instead of starving the run. When nothing trains they run as before, concurrently.
+    On two cores a run's OpenMP threads spin at their barriers and collapse when anything else computes
+    beside them (``bench/bench_threads.py``), so sharing costs far more than its share. Turns: each
+    step holds the CPU; before a step one waiting explorer gets it first, if explorers have used less of
+    it than the steps so far (a time balance, capped at 5 s either way). A run thus keeps about half the
+    CPU time whatever the burst, and each explorer gets all of it in its turn. Outside steps (evaluation,
+    previews) explorers go one after another.
     """
 
-    def __init__(self, explorer: Any, busy: Callable[[], bool]) -> None:
-        self._explorer, self._busy = explorer, busy
-        self._one = threading.Lock()
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._owner: str | None = None        # "step" or "explore" while one computes
+        self._waiting = 0                     # explorers waiting for a turn
+        self._served = 0                      # explorers served so far
+        self._step_pending = False            # a step is waiting for its turn
+        self._step_next = False               # ... and no new explorer may start before it
+        self._credit = 0.0                    # seconds of steps minus seconds of explorers: explorers go when > 0
+        self._started = 0.0
+
+    def begin_step(self, patience: float = 2.0) -> None:
+        """Before a training step: first let one waiting explorer through (waiting at most ``patience`` s)."""
+        with self._cond:
+            self._step_pending = True
+            if self._waiting and self._credit > 0:
+                served = self._served
+                self._cond.wait_for(lambda: self._served > served or not self._waiting, timeout=patience)
+            self._step_next = True
+            self._cond.wait_for(lambda: self._owner is None)
+            self._owner, self._step_pending, self._step_next = "step", False, False
+            self._started = time.monotonic()
+
+    def end_step(self) -> None:
+        """After a training step (safe to call when no step holds the turn)."""
+        with self._cond:
+            if self._owner == "step":
+                self._owner = None
+                self._credit = min(self._credit + time.monotonic() - self._started, 5.0)
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def explore(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            try:
+                self._cond.wait_for(lambda: self._owner is None and not self._step_next)
+            finally:
+                self._waiting -= 1
+            self._owner = "explore"
+            started = time.monotonic()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._owner = None
+                self._credit = max(self._credit - (time.monotonic() - started), -5.0)
+                self._served += 1
+                self._step_next = self._step_pending    # a waiting step goes next
+                self._cond.notify_all()
+
+
+class TrainingFirst:
+    """An :class:`~gioada.explore.Explorer` that takes turns with a training run (:class:`ComputeTurns`).
+
+    While ``busy()`` (a fine-tuning run trains), each explore call waits for its turn between two
+    training steps: a burst of explorers gets slower instead of starving the run. When nothing trains
+    they run as before, concurrently.
+    """
+
+    def __init__(self, explorer: Any, busy: Callable[[], bool], turns: ComputeTurns) -> None:
+        self._explorer, self._busy, self._turns = explorer, busy, turns
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._explorer, name)
@@ -116,14 +178,8 @@ class TrainingFirst:
         if not self._busy():
             yield
             return
-        import torch
-        with self._one:
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
-                yield
-            finally:
-                torch.set_num_threads(threads)
+        with self._turns.explore():
+            yield
 
     def scene(self, *args: Any, **kwargs: Any) -> Any:
         with self._turn():

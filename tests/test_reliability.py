@@ -7,6 +7,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 import textwrap
 from pathlib import Path
 
@@ -341,9 +342,9 @@ def test_explorers_give_way_to_a_training_run(training):
 
     import torch
 
-    from gioada.serving import TrainingFirst
+    from gioada.serving import ComputeTurns, TrainingFirst
     inner = _CountingExplorer()
-    explorer = TrainingFirst(inner, busy=lambda: training)
+    explorer = TrainingFirst(inner, busy=lambda: training, turns=ComputeTurns())
     main_threads = torch.get_num_threads()
     calls = [threading.Thread(target=explorer.scene, args=([], i)) for i in range(8)]
     for t in calls:
@@ -351,10 +352,56 @@ def test_explorers_give_way_to_a_training_run(training):
     for t in calls:
         t.join()
     if training:
-        assert inner.most == 1 and set(inner.threads) == {1}          # one at a time, one thread each
+        assert inner.most == 1                                          # one at a time, in turns
     else:
         assert inner.most > 1                                           # no training: as concurrent as before
     assert torch.get_num_threads() == main_threads                     # the run's own threads are untouched
+
+
+def test_a_burst_of_explorers_takes_turns_with_the_training_steps():
+    """Explorers compute between training steps (one per step), never beside one: the run keeps about
+    half the CPU however many explorers wait."""
+    import threading
+
+    from gioada.serving import ComputeTurns
+    turns, events, lock = ComputeTurns(), [], threading.Lock()
+
+    def log(what):
+        with lock:
+            events.append(what)
+
+    def explore():
+        with turns.explore():
+            log("explore+")
+            time.sleep(0.02)
+            log("explore-")
+
+    def train(steps):
+        for _ in range(steps):
+            turns.begin_step()
+            log("step+")
+            time.sleep(0.02)
+            log("step-")
+            turns.end_step()
+
+    trainer = threading.Thread(target=train, args=(12,))
+    trainer.start()
+    time.sleep(0.01)
+    explorers = [threading.Thread(target=explore) for _ in range(8)]
+    for t in explorers:
+        t.start()
+    for t in [trainer, *explorers]:
+        t.join(timeout=30)
+    starts = [e for e in events if e.endswith("+")]
+    assert starts.count("explore+") == 8 and starts.count("step+") == 12
+    assert all(events[i][:-1] == events[i + 1][:-1] for i in range(0, len(events), 2))   # nothing overlaps
+    first, last = starts.index("explore+"), len(starts) - 1 - starts[::-1].index("explore+")
+    during = starts[first:last + 1]
+    longest, run = 0, 0
+    for e in during:
+        run = run + 1 if e == "explore+" else 0
+        longest = max(longest, run)
+    assert longest <= 2 and during.count("step+") >= 6        # steps interleave with the burst, not after it
 
 
 def test_the_app_wires_explore_through_the_training_gate(bare_app):
