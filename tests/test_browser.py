@@ -5,10 +5,12 @@ tiny fine-tune and checks that the images and the plots appear; one walks throug
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 
@@ -48,46 +50,52 @@ def url(tmp_path_factory):
     demo.close()
 
 
-def test_explore_and_finetune_in_chromium(url, tmp_path):
+@contextlib.contextmanager
+def _chromium_page(url: str, height: int) -> Iterator[tuple[Any, list[str]]]:
+    """A Chromium page on the app, loaded, and the JavaScript errors it raises."""
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": 1400, "height": height})
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(url, wait_until="load")
-
-            # Explore: the page runs one scene on load; then pick another scene and run again.
-            page.wait_for_function("document.querySelector('#a-panels img') !== null", timeout=60_000)
-            page.locator("#scene-gallery button").nth(2).click()
-            page.wait_for_selector("text=Held-out scene #2", timeout=60_000)
-            for sel in ("#scene-strip", "#a-slider-translation", "#a-slider-prediction", "#a-panels",
-                        "#b-slider-prediction", "#b-panels"):
-                page.wait_for_function(
-                    f"[...document.querySelectorAll('{sel} img')].some(e => e.complete && e.naturalWidth > 0)",
-                    timeout=30_000)
-            assert page.get_by_text("mIoU on target").first.is_visible()
-            page.screenshot(path=str(tmp_path / "explore.png"), full_page=True)
-
-            # Fine-tune: a tiny run (the app was built with 3-step defaults) streams curves and a preview.
-            page.get_by_role("tab", name="Fine-tune").click()
-            page.get_by_role("button", name="Start fine-tuning").click()
-            page.wait_for_selector("#ft-progress >> text=Finished 3 steps", timeout=120_000)
-            page.wait_for_function("[...document.querySelectorAll('#ft-preview img')]"
-                                   ".some(e => e.complete && e.naturalWidth > 0)", timeout=30_000)
-            # The browser draws the curves; the legends name the series that appeared after the first (empty) data.
-            for sel, names in (("#loss-plot", ["seg (T)", "D_in loss"]),
-                               ("#conf-plot", ["D_in · real target", "chance (50%)"])):
-                page.wait_for_function(
-                    "([sel, names]) => { const svg = document.querySelector(sel + ' svg');"
-                    " return svg !== null && names.every(n => svg.textContent.includes(n)); }",
-                    arg=[sel, names], timeout=30_000)
-            assert "points" in page.inner_text("#ft-result")
-            shot = tmp_path / "finetune.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert not errors, errors
+            yield page, errors
         finally:
             browser.close()
+
+
+def test_explore_and_finetune_in_chromium(url, tmp_path):
+    with _chromium_page(url, 1000) as (page, errors):
+        # Explore: the page runs one scene on load; then pick another scene and run again.
+        page.wait_for_function("document.querySelector('#a-panels img') !== null", timeout=60_000)
+        page.locator("#scene-gallery button").nth(2).click()
+        page.wait_for_selector("text=Held-out scene #2", timeout=60_000)
+        for sel in ("#scene-strip", "#a-slider-translation", "#a-slider-prediction", "#a-panels",
+                    "#b-slider-prediction", "#b-panels"):
+            page.wait_for_function(
+                f"[...document.querySelectorAll('{sel} img')].some(e => e.complete && e.naturalWidth > 0)",
+                timeout=30_000)
+        assert page.get_by_text("mIoU on target").first.is_visible()
+        page.screenshot(path=str(tmp_path / "explore.png"), full_page=True)
+
+        # Fine-tune: a tiny run (the app was built with 3-step defaults) streams curves and a preview.
+        page.get_by_role("tab", name="Fine-tune").click()
+        page.get_by_role("button", name="Start fine-tuning").click()
+        page.wait_for_selector("#ft-progress >> text=Finished 3 steps", timeout=120_000)
+        page.wait_for_function("[...document.querySelectorAll('#ft-preview img')]"
+                               ".some(e => e.complete && e.naturalWidth > 0)", timeout=30_000)
+        # The browser draws the curves; the legends name the series that appeared after the first (empty) data.
+        for sel, names in (("#loss-plot", ["seg (T)", "D_in loss"]),
+                           ("#conf-plot", ["D_in · real target", "chance (50%)"])):
+            page.wait_for_function(
+                "([sel, names]) => { const svg = document.querySelector(sel + ' svg');"
+                " return svg !== null && names.every(n => svg.textContent.includes(n)); }",
+                arg=[sel, names], timeout=30_000)
+        assert "points" in page.inner_text("#ft-result")
+        shot = tmp_path / "finetune.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert not errors, errors
     keep = os.environ.get("GIOADA_SCREENSHOTS")  # e.g. GIOADA_SCREENSHOTS=/tmp/shots to keep them
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
@@ -117,57 +125,49 @@ def _keep(tmp_path: Path, *names: str) -> None:
 
 
 def test_live_lab_lesson_in_chromium(url, tmp_path):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1400})
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url, wait_until="load")
-            page.get_by_role("tab", name="Learn").click()
-            page.locator("#lab-reset").click()
-            page.wait_for_function(f"{CARD} && {CARD}.dataset.steps === '0'", timeout=60_000)
+    with _chromium_page(url, 1400) as (page, errors):
+        page.get_by_role("tab", name="Learn").click()
+        page.locator("#lab-reset").click()
+        page.wait_for_function(f"{CARD} && {CARD}.dataset.steps === '0'", timeout=60_000)
 
-            # Play a few seconds, then Pause: the steps stop.
-            page.locator("#lab-play").click()
-            page.wait_for_function(f"{CARD} && +{CARD}.dataset.steps >= 3", timeout=60_000)
-            page.locator("#lab-pause").click()
-            page.wait_for_function("!document.querySelector('#lab-card-box .pending, #lab-card-box .generating')",
-                                   timeout=30_000)
-            time.sleep(1.5)
-            paused = _card(page)
-            time.sleep(1.5)
-            assert _card(page)["steps"] == paused["steps"], "the lab kept training after Pause"
-            page.wait_for_function("document.querySelector('#lab-losses canvas, #lab-losses svg') !== null",
-                                   timeout=30_000)
-            page.screenshot(path=str(tmp_path / "lab-played.png"), full_page=True)
+        # Play a few seconds, then Pause: the steps stop.
+        page.locator("#lab-play").click()
+        page.wait_for_function(f"{CARD} && +{CARD}.dataset.steps >= 3", timeout=60_000)
+        page.locator("#lab-pause").click()
+        page.wait_for_function("!document.querySelector('#lab-card-box .pending, #lab-card-box .generating')",
+                               timeout=30_000)
+        time.sleep(1.5)
+        paused = _card(page)
+        time.sleep(1.5)
+        assert _card(page)["steps"] == paused["steps"], "the lab kept training after Pause"
+        page.wait_for_function("document.querySelector('#lab-losses canvas, #lab-losses svg') !== null",
+                               timeout=30_000)
+        page.screenshot(path=str(tmp_path / "lab-played.png"), full_page=True)
 
-            # Step D: the discriminators' bars move, G's translation does not change.
-            before, image = _card(page), page.evaluate(TRANSLATION_HASH)
-            page.locator("#lab-step-d").click()
-            page.wait_for_function(f"+{CARD}.dataset.d === {int(before['d']) + 1}", timeout=60_000)
-            after = _card(page)
-            assert after["dinReal"] != before["dinReal"] and after["g"] == before["g"]
-            assert page.evaluate(TRANSLATION_HASH) == image and float(after["change"]) == 0
-            assert "did not change" in page.inner_text("#lab-card")
-            page.screenshot(path=str(tmp_path / "lab-step-d.png"), full_page=True)
+        # Step D: the discriminators' bars move, G's translation does not change.
+        before, image = _card(page), page.evaluate(TRANSLATION_HASH)
+        page.locator("#lab-step-d").click()
+        page.wait_for_function(f"+{CARD}.dataset.d === {int(before['d']) + 1}", timeout=60_000)
+        after = _card(page)
+        assert after["dinReal"] != before["dinReal"] and after["g"] == before["g"]
+        assert page.evaluate(TRANSLATION_HASH) == image and float(after["change"]) == 0
+        assert "did not change" in page.inner_text("#lab-card")
+        page.screenshot(path=str(tmp_path / "lab-step-d.png"), full_page=True)
 
-            # Step G: G's translation changes; D_in's verdict on the (fixed) target image does not.
-            page.locator("#lab-step-g").click()
-            page.wait_for_function(f"+{CARD}.dataset.g === {int(after['g']) + 1}", timeout=60_000)
-            page.wait_for_function(f"async () => (await ({TRANSLATION_HASH})()) !== {image}", timeout=30_000)
-            after_g = _card(page)
-            assert after_g["dinReal"] == after["dinReal"] and after_g["d"] == after["d"]
-            assert float(after_g["change"]) > 0
+        # Step G: G's translation changes; D_in's verdict on the (fixed) target image does not.
+        page.locator("#lab-step-g").click()
+        page.wait_for_function(f"+{CARD}.dataset.g === {int(after['g']) + 1}", timeout=60_000)
+        page.wait_for_function(f"async () => (await ({TRANSLATION_HASH})()) !== {image}", timeout=30_000)
+        after_g = _card(page)
+        assert after_g["dinReal"] == after["dinReal"] and after_g["d"] == after["d"]
+        assert float(after_g["change"]) > 0
 
-            # A failure-mode preset from the lesson: it resets the lab to its start and plays.
-            page.get_by_role("button", name="D · Break it: λ_in far too large").click()
-            page.wait_for_selector("#lab-lesson >> text=Fooling D_in now outweighs", timeout=60_000)
-            page.wait_for_function(f"+{CARD}.dataset.steps >= 2", timeout=60_000)
-            page.locator("#lab-pause").click()
-            assert page.locator("#lab-status").inner_text()
-            page.screenshot(path=str(tmp_path / "lab-failure.png"), full_page=True)
-            assert not errors, errors
-        finally:
-            browser.close()
+        # A failure-mode preset from the lesson: it resets the lab to its start and plays.
+        page.get_by_role("button", name="D · Break it: λ_in far too large").click()
+        page.wait_for_selector("#lab-lesson >> text=Fooling D_in now outweighs", timeout=60_000)
+        page.wait_for_function(f"+{CARD}.dataset.steps >= 2", timeout=60_000)
+        page.locator("#lab-pause").click()
+        assert page.locator("#lab-status").inner_text()
+        page.screenshot(path=str(tmp_path / "lab-failure.png"), full_page=True)
+        assert not errors, errors
     _keep(tmp_path, "lab-played.png", "lab-step-d.png", "lab-failure.png")
