@@ -56,8 +56,22 @@ def command(out: str | Path, row: str, seed: int, extra: Sequence[str] = ()) -> 
 
 
 def pending(out: str | Path, rows: Sequence[str], seeds: Sequence[int]) -> list[tuple[str, int]]:
-    """(row, seed) pairs whose run is not there yet, seeds first (seed 0 of every row, then seed 1, ...)."""
-    return [(r, s) for s in seeds for r in rows if not run_dir(out, r, s).exists()]
+    """(row, seed) pairs without a finished run (no metrics), seeds first (seed 0 of every row, then seed 1, ...)."""
+    return [(r, s) for s in seeds for r in rows if not (run_dir(out, r, s) / METRICS).is_file()]
+
+
+def set_aside(path: Path) -> Path | None:
+    """Rename an unfinished run folder (e.g. a sitting that ended mid-run) to ``seedS.incomplete[-N]``.
+
+    Returns the new path, or None when there was nothing to move. Nothing is deleted.
+    """
+    if not path.exists():
+        return None
+    target, n = path.with_name(path.name + ".incomplete"), 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.incomplete-{n}")
+    return path.rename(target)
 
 
 def train_all(out: str | Path, rows: Sequence[str] = tuple(ROWS), seeds: Sequence[int] = SEEDS, jobs: int = 1,
@@ -78,6 +92,9 @@ def train_all(out: str | Path, rows: Sequence[str] = tuple(ROWS), seeds: Sequenc
         row, seed = job
         path = run_dir(out, row, seed)
         path.parent.mkdir(parents=True, exist_ok=True)
+        moved = set_aside(path)
+        if moved is not None:
+            log(f"{row} seed {seed}: unfinished run kept as {moved}; training it again")
         start = time.time()
         with open(path.parent / f"seed{seed}.log", "w") as f:
             code = subprocess.run(command(out, row, seed, extra), stdout=f, stderr=subprocess.STDOUT,

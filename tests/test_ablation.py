@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from gioada.ablation import ROWS, SHIPPED_ROWS, command, evaluation_spread, pending, run_dir, summarise
+from gioada.ablation import ROWS, SHIPPED_ROWS, command, evaluation_spread, pending, run_dir, set_aside, summarise
 from gioada.checkpoint import load_model, load_run_config
 from gioada.cli import build_parser, main, train_config
 from gioada.evaluate import evaluate
@@ -59,6 +59,19 @@ def test_finished_runs_are_skipped_and_summarised_as_mean_and_std(tmp_path):
     s = summarise(tmp_path)["gioada"]
     assert s["miou"]["mean"] == 62.0 and s["miou"]["std"] == pytest.approx(2.8284, abs=1e-3)
     assert s["thin_miou"]["mean"] == 15.0 and s["seeds"]["seed1"]["command"] == "train gioada 1"
+
+
+def test_an_interrupted_run_is_pending_and_set_aside_not_deleted(tmp_path):
+    partial = run_dir(tmp_path, "oracle", 0)
+    partial.mkdir(parents=True)
+    (partial / "log.csv").write_text("step\n1\n")
+    assert ("oracle", 0) in pending(tmp_path, ["oracle"], [0])
+    assert set_aside(partial) == partial.with_name("seed0.incomplete")
+    partial.mkdir()
+    assert set_aside(partial) == partial.with_name("seed0.incomplete-2")
+    assert (partial.with_name("seed0.incomplete") / "log.csv").read_text() == "step\n1\n"
+    assert not partial.exists() and set_aside(partial) is None
+    assert "oracle" not in summarise(tmp_path)
 
 
 def test_evaluation_spread_reproduces_the_mIoU_and_measures_scene_noise(tmp_path):
