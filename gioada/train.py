@@ -37,10 +37,13 @@ class _Timer(Callback):
     """Wall time of the training loop proper (after set-up, without validation), for steps/s."""
 
     def __init__(self) -> None:
-        self.start, self.steps, self.validating = time.perf_counter(), 0, 0.0
+        self.start, self.end, self.steps, self.validating = time.perf_counter(), None, 0, 0.0
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.start, self.steps, self.validating = time.perf_counter(), 0, 0.0
+        self.start, self.end, self.steps, self.validating = time.perf_counter(), None, 0, 0.0
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.end = time.perf_counter()     # before later callbacks' end-of-training work
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
         self.steps += 1
@@ -53,7 +56,7 @@ class _Timer(Callback):
 
     @property
     def seconds(self) -> float:
-        return time.perf_counter() - self.start - self.validating
+        return (self.end or time.perf_counter()) - self.start - self.validating
 
 
 class _RankConsistency(Callback):

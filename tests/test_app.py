@@ -344,6 +344,7 @@ class _Poison(Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if batch_idx == 1:
+            self.good = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}  # after step 1
             with torch.no_grad():
                 for p in pl_module.task_network.parameters():
                     p.fill_(float("nan"))
@@ -353,7 +354,7 @@ def test_divergence_stops_the_run_and_keeps_the_last_good_weights(dirs, tmp_path
     registry = ModelRegistry(dirs["assets"], tmp_path / "runs", device="cpu")
     manager = FinetuneManager(registry, eval_scenes=2)
     job = manager.start(FinetuneParams(steps=5, batch_size=2, height=32, start_from="gioada", run_name="nan"),
-                        callbacks=[_Poison()])
+                        callbacks=[poison := _Poison()])
     snap = job.wait(120)
     assert snap.state == "diverged" and "NaN/inf at step 2" in snap.message, snap.message
     run = tmp_path / "runs" / "nan"
@@ -361,6 +362,8 @@ def test_divergence_stops_the_run_and_keeps_the_last_good_weights(dirs, tmp_path
     assert info["steps_done"] == 1 and "non-finite" in info["diverged"]
     model = load_model(run)
     assert all(torch.isfinite(p).all() for p in model.parameters())
+    saved = model.state_dict()
+    assert all(torch.equal(saved[k], v) for k, v in poison.good.items())     # exactly the weights after step 1
     assert math.isfinite(snap.after["miou"])
 
 

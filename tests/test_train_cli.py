@@ -144,3 +144,21 @@ def test_training_crops_are_windows_of_the_native_frame():
     assert len(hits) == 1
     (y, x), = hits
     assert torch.equal(full_labels[y:y + 32, x:x + 64], labels) and torch.equal(full_depth[:, y:y + 32, x:x + 64], depth)
+
+
+def test_steps_per_second_times_the_training_loop_not_end_of_training_work():
+    """A callback's work after the last step (the app's final preview) is not training time."""
+    import time
+
+    from pytorch_lightning.callbacks import Callback
+
+    from gioada.train import train
+
+    class SlowEnd(Callback):
+        def on_train_end(self, trainer, pl_module):
+            time.sleep(4.0)
+
+    cfg = train_config(build_parser().parse_args(["train", "--out", "unused", "--steps", "2", "--val-every", "2",
+                                                  *TINY]))
+    result = train(cfg, None, callbacks=[SlowEnd()], progress=False, eval_scenes=2)
+    assert result.info["steps_done"] == 2 and result.info["train_seconds"] < 4.0
