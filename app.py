@@ -41,7 +41,7 @@ from gioada.plots import CONFIDENCE_COLORS, CONFIDENCE_SERIES, LOSS_COLORS, LOSS
 from gioada.pretrained import ASSETS
 from gioada.registry import ModelRegistry
 from gioada.scenes import MAX_SCENE, DatasetScenes, SceneSource
-from gioada.serving import ALLOWED_HOSTS_ENV, HostCheck, TrainingFirst, allowed_hosts, scrub_paths
+from gioada.serving import ALLOWED_HOSTS_ENV, ComputeThread, HostCheck, OnComputeThread, allowed_hosts, scrub_paths
 from gioada.uploads import MAX_UPLOAD_BYTES
 
 log = logging.getLogger("gioada.app")
@@ -181,9 +181,9 @@ def build_demo(assets_dir: str | Path = ASSETS, runs_dir: str | Path = "runs", *
     """The whole app. ``assets_dir``/``runs_dir`` say where shipped models and saved runs live; ``scenes``
     and ``data`` switch Explore and fine-tuning from the simulator to datasets on disk."""
     registry = ModelRegistry(assets_dir, runs_dir)
-    explorer = Explorer(registry, scenes)
-    manager = FinetuneManager(registry, data=data, eval_scenes=eval_scenes)
-    explorer = TrainingFirst(explorer, manager.busy, manager.turns)   # explorers take turns with a run's steps
+    compute = ComputeThread()          # every torch computation on one thread: runs' steps take turns with the rest
+    explorer = OnComputeThread(Explorer(registry, scenes), compute)
+    manager = FinetuneManager(registry, data=data, eval_scenes=eval_scenes, compute=compute)
 
     with gr.Blocks(title="GIO-Ada lab", analytics_enabled=False, delete_cache=(900, 3600)) as demo:
         gr.HTML(hero_html(len(registry.shipped()), explorer.scenes.kind, registry.device.type))
@@ -420,7 +420,7 @@ LAB_SPEEDS = {"slow motion (1 step/s)": 0, "1 step per refresh": 1, "5 steps per
 
 def _learn_tab(manager: FinetuneManager, data: DataConfig | None, defaults: FinetuneParams) -> _LearnTab:
     registry, has_depth = manager.registry, manager.has_depth
-    labs = LabPool(registry, data, busy=manager.busy)
+    labs = LabPool(registry, data, busy=manager.busy, compute=manager.compute)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             diagram_img = gr.Image(None, label="The four networks and their losses", show_label=False,

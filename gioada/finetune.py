@@ -22,6 +22,8 @@ import tempfile
 import threading
 import time
 import unicodedata
+from concurrent import futures
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
@@ -37,7 +39,7 @@ from .data.real import source_has_depth
 from .inference import pick_device
 from .panels import tile_row
 from .registry import RUN_NAME, RUN_PREFIX, ModelRegistry
-from .serving import ComputeTurns
+from .serving import ComputeThread
 from .validation import check_int, check_number
 from .viz import overlay
 
@@ -253,7 +255,7 @@ class Snapshot:
 
 
 class FinetuneJob:
-    """One fine-tuning run in a background thread. Read it with :meth:`snapshot` or :meth:`updates`."""
+    """One fine-tuning run on the compute thread. Read it with :meth:`snapshot` or :meth:`updates`."""
 
     def __init__(self, params: FinetuneParams, cfg: RunConfig, out_dir: Path) -> None:
         self.params, self.cfg, self.out_dir = params, cfg, out_dir
@@ -267,7 +269,7 @@ class FinetuneJob:
         self._rate: float | None = None
         self._before = self._after = None
         self._run_key: str | None = None
-        self.thread: threading.Thread | None = None
+        self.future: Future | None = None             # the run on the compute thread; done when it ended
 
     # -- written by the training thread ----------------------------------------------------------------
     def _update(self, **changes: Any) -> None:
@@ -328,8 +330,8 @@ class FinetuneJob:
             time.sleep(min_interval)
 
     def wait(self, timeout: float | None = None) -> Snapshot:
-        if self.thread is not None:
-            self.thread.join(timeout)
+        if self.future is not None:
+            futures.wait([self.future], timeout)
         return self.snapshot()
 
 
@@ -339,8 +341,8 @@ class _Progress:
     Lightning's hooks; :func:`_progress` makes it a ``Callback`` once Lightning is imported."""
 
     def __init__(self, job: FinetuneJob, preview_scene: tuple[torch.Tensor, ...], space_name: str,
-                 turns: ComputeTurns) -> None:
-        self.job, self.scene, self.space, self.turns = job, preview_scene, get_label_space(space_name), turns
+                 compute: ComputeThread) -> None:
+        self.job, self.scene, self.space, self.compute = job, preview_scene, get_label_space(space_name), compute
         self.module: GIOAda | None = None
         self.good_state: dict[str, torch.Tensor] | None = None   # the weights before the current step
         self._live: list[torch.Tensor] = []                       # the module's state tensors, in the same order
@@ -366,11 +368,11 @@ class _Progress:
         for good, live in zip(self.good_state.values(), self._live):
             good.copy_(live)
         self.good_step = self.steps
-        self.turns.begin_step()
+        self.compute.begin_step()
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: GIOAda, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        self.turns.end_step()
+        self.compute.end_step()
         self._record(trainer, pl_module)
 
     def _record(self, trainer: pl.Trainer, pl_module: GIOAda) -> None:
@@ -393,8 +395,8 @@ class _Progress:
 
 
 def _progress(job: FinetuneJob, preview_scene: tuple[torch.Tensor, ...], space_name: str,
-              turns: ComputeTurns) -> _Progress:
-    return _progress_class()(job, preview_scene, space_name, turns)
+              compute: ComputeThread) -> _Progress:
+    return _progress_class()(job, preview_scene, space_name, compute)
 
 
 @functools.cache
@@ -432,12 +434,13 @@ class FinetuneManager:
         data: the data to train on (the simulator by default, or datasets on disk).
         eval_scenes: held-out target scenes for the before/after evaluation.
         accelerator: "auto" (GPU when present), "cpu" or "gpu".
+        compute: the thread that runs every torch computation (runs hold it, their steps take turns).
     """
 
     def __init__(self, registry: ModelRegistry, *, data: DataConfig | None = None, eval_scenes: int = 24,
-                 accelerator: str = "auto", turns: ComputeTurns | None = None) -> None:
+                 accelerator: str = "auto", compute: ComputeThread | None = None) -> None:
         self.registry, self.data = registry, data or DataConfig()
-        self.turns = turns or ComputeTurns()          # each training step takes its turn on the CPU
+        self.compute = compute or ComputeThread()
         self.eval_scenes, self.accelerator = eval_scenes, accelerator
         self.has_depth = source_has_depth(self.data.source)   # False (e.g. GTA5): the depth loss is off
         # No run of ours is in progress yet: clear what a killed save left behind (save_run's marked folders).
@@ -457,7 +460,7 @@ class FinetuneManager:
 
     def busy(self) -> bool:
         job = self._job
-        return job is not None and job.thread is not None and job.thread.is_alive()
+        return job is not None and job.future is not None and not job.future.done()
 
     def status(self) -> dict[str, Any]:
         """The current run's state, for API callers that poll: ``{"state": "idle", "busy": False}`` if none."""
@@ -495,7 +498,7 @@ class FinetuneManager:
         cfg = self.config(params)
         check_memory(params.batch_size, *cfg.data.crop, self.device)
         if params.start_from:
-            self.registry.load(params.start_from)  # refuse unloadable (e.g. pickled) weights now, not mid-run
+            self.compute.call(self.registry.load, params.start_from)  # refuse unloadable weights now, not mid-run
         name = safe_run_name(params.run_name) if params.run_name else _default_name(params)
         with self._lock:
             if self.busy():
@@ -506,10 +509,8 @@ class FinetuneManager:
             self.registry.runs_dir.mkdir(parents=True, exist_ok=True)
             out_dir = _unique_dir(self.registry.runs_dir, name)
             job = FinetuneJob(params, cfg, out_dir)
-            job.thread = threading.Thread(target=self._run, args=(job, tuple(callbacks)), daemon=True,
-                                          name=f"finetune-{out_dir.name}")
             self._job = job
-            job.thread.start()
+            job.future = self.compute.submit(self._run, job, tuple(callbacks))
         return job
 
     def stop(self) -> str:
@@ -539,7 +540,7 @@ class FinetuneManager:
                 return
             job._update(before=before, message="Training…")
             # 2. Train, streaming progress.
-            progress = _progress(job, scene, cfg.data.label_space, self.turns)
+            progress = _progress(job, scene, cfg.data.label_space, self.compute)
             result = train(cfg, None, callbacks=[progress, *extra], progress=False, eval_scenes=self.eval_scenes,
                            command=_command(cfg, job.out_dir, self.eval_scenes))
             stopped = job.stop_requested and result.info.get("interrupted", False)
@@ -565,7 +566,7 @@ class FinetuneManager:
         except Exception as e:  # noqa: BLE001 - a background thread must always end with a message; logged in full
             self._failed(job, e)
         finally:
-            self.turns.end_step()                     # a step that raised must not keep the CPU's turn
+            self.compute.end_step()                   # a step that raised must not keep the CPU's turn
 
     def _failed(self, job: FinetuneJob, e: BaseException) -> None:
         log.exception("fine-tuning run %s failed", job.out_dir.name)

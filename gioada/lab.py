@@ -12,7 +12,7 @@ exactly as :meth:`GIOAda.training_step` calls them, so what the lab shows is wha
 =============  =======================================================================================
 
 Randomness comes from the lab's own ``torch.Generator`` objects (which crops form a batch, G's noise),
-never from torch's global RNG: the app trains, explores and steps labs in several threads at once.
+never from torch's global RNG: a lab's steps interleave with other labs', Explore's and a fine-tuning run's.
 
 :meth:`Lab.view` measures the lab on a fixed held-out scene: G's translation of its source rendering,
 T's segmentation and depth of its target rendering, D_in's per-location P(real) map on both, the
@@ -43,6 +43,7 @@ from .config import DataConfig, ModelConfig, RunConfig
 from .data import eval_set, tensor_to_image, train_set
 from .panels import captioned, confidence_panel, depth_with_scale, upscale
 from .registry import ModelRegistry
+from .serving import ComputeThread
 from .validation import check_number
 from .viz import overlay
 
@@ -173,6 +174,12 @@ class Foreground:
 
 FOREGROUND = Foreground()
 SLOT = TrainingSlot()
+Compute = Callable[..., Any]           # runs fn(*args, **kwargs) somewhere (the app: its ComputeThread) -> result
+
+
+def direct(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """A :data:`Compute` that runs ``fn`` in the calling thread."""
+    return fn(*args, **kwargs)
 _SLOT_WAIT = 3.0                 # a single step waits this long for another lab's step before giving up
 
 
@@ -258,8 +265,9 @@ class LabView:
 class Lab:
     """One model, its optimizers and its private random streams, stepping on the shared pool of crops."""
 
-    def __init__(self, start: LabStart, settings: LabSettings, seed: int = 0, owner: str = "lab") -> None:
-        self.start, self.owner, self.seed = start, owner, seed
+    def __init__(self, start: LabStart, settings: LabSettings, seed: int = 0, owner: str = "lab",
+                 compute: Compute = direct) -> None:
+        self.start, self.owner, self.seed, self.compute = start, owner, seed, compute
         self.model: GIOAda = copy.deepcopy(start.model).train()
         for p in self.model.parameters():
             p.requires_grad_(True)
@@ -311,6 +319,9 @@ class Lab:
 
     def step(self, kind: str = "both") -> dict[str, float]:
         """One D step (``"d"``), one G step (``"g"``) or one training step (``"both"``); returns logged numbers."""
+        return self.compute(self._step, kind)
+
+    def _step(self, kind: str) -> dict[str, float]:
         if kind not in ("d", "g", "both"):
             raise ValueError(f"unknown step {kind!r}: expected 'd', 'g' or 'both'")
         with self._lock:
@@ -406,9 +417,12 @@ class Lab:
         yield self.view()
 
     # -- measuring ---------------------------------------------------------------------------------------
-    @torch.no_grad()
     def view(self, waiting: str = "") -> LabView:
         """The lab on its fixed held-out scene (forward passes only: no weight changes)."""
+        return self.compute(self._view, waiting)
+
+    @torch.no_grad()
+    def _view(self, waiting: str) -> LabView:
         with self._lock:
             model = self.model
             was_training = model.training
@@ -497,9 +511,11 @@ class LabPool:
     for ``ttl`` seconds is dropped. Each lab costs a copy of the model and its optimizer state (~20 MB)."""
 
     def __init__(self, registry: ModelRegistry, data: DataConfig | None = None, *, max_labs: int = 4,
-                 ttl: float = 900.0, busy: Callable[[], bool] = lambda: False) -> None:
+                 ttl: float = 900.0, busy: Callable[[], bool] = lambda: False,
+                 compute: ComputeThread | None = None) -> None:
         self.registry, self.data = registry, data or DataConfig()
         self.max_labs, self.ttl, self.busy = max_labs, ttl, busy
+        self.compute: Compute = compute.call if compute is not None else direct
         self._labs: OrderedDict[str, Lab] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -508,8 +524,8 @@ class LabPool:
 
     def reset(self, session: str, start_from: str, settings: LabSettings, seed: int = 0) -> Lab:
         """A fresh lab for ``session`` (replacing its previous one) at the start point ``start_from``."""
-        start = lab_start(self.registry, self.data, start_from or "")
-        lab = Lab(start, settings, seed, owner=session)
+        start = self.compute(lab_start, self.registry, self.data, start_from or "")
+        lab = self.compute(Lab, start, settings, seed, owner=session, compute=self.compute)
         with self._lock:
             old = self._labs.pop(session, None)
             self._labs[session] = lab

@@ -3,17 +3,19 @@
 :class:`HostCheck` is an ASGI middleware that refuses any request whose ``Host`` header is not one the app
 serves: a page on ``evil.example`` that resolves its own name to 127.0.0.1 can then neither start runs nor
 read results. :func:`allowed_hosts` builds the list from the address served and the user's additions.
-:class:`ComputeTurns` and :class:`TrainingFirst` keep a burst of explorers from starving a fine-tuning run.
+:class:`ComputeThread` runs the app's torch work on one thread, where a fine-tuning run's steps take turns with
+Explore and the lab (:class:`OnComputeThread`), so that a burst of explorers cannot starve the run.
 """
 from __future__ import annotations
 
-import contextlib
+import collections
 import os
 import re
 import socket
 import threading
 import time
-from typing import Any, Awaitable, Callable, Iterable, Iterator
+from concurrent.futures import Future
+from typing import Any, Awaitable, Callable, Iterable
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 ALLOWED_HOSTS_ENV = "GIOADA_ALLOWED_HOSTS"      # comma-separated extra names, e.g. "lab.example.org,10.0.0.5"
@@ -97,94 +99,96 @@ def scrub_paths(text: str) -> str:
     return _ABSOLUTE_PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
 
 
-class ComputeTurns:
-    """A training run's steps and Explore's computations take turns on the CPU instead of sharing it.
+class ComputeThread:
+    """Every torch computation of the app on one OS thread, and a training run's steps taking turns with the rest.
 
-    On two cores a run's OpenMP threads spin at their barriers and collapse when anything else computes
-    beside them (``bench/bench_threads.py``), so sharing costs far more than its share. Turns: each
-    step holds the CPU; before a step one waiting explorer gets it first, if explorers have used less of
-    it than the steps so far (a time balance, capped at 5 s either way). A run thus keeps about half the
-    CPU time whatever the burst, and each explorer gets all of it in its turn. Outside steps (evaluation,
-    previews) explorers go one after another.
+    One thread, because torch's CPU kernels run on OpenMP teams, and GNU OpenMP keeps a team of worker
+    threads for every OS thread that ever ran a parallel kernel. Once those add up to more threads than
+    cores, every team stops spinning at its barriers (libgomp's throttled wait) and sleeps in the kernel
+    between kernels: a 2-core training step lost 29% of its speed (4.33 -> 3.07 steps/s, CPU 189% -> 126%)
+    after a single matrix product in another thread (``bench/bench_threads.py --other-thread``).
+
+    Handlers :meth:`call` a function (it runs on this thread; the caller waits). A fine-tuning run is
+    :meth:`submit`-ted and holds the thread for its whole length; before each of its steps
+    (:meth:`begin_step`) the calls that wait run first, while they have used less time than the run's steps
+    (a time balance, capped at 5 s either way). A run thus keeps about half the CPU whatever the burst, and
+    each call gets all of it in its turn. A call made from this thread runs at once.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "gioada-compute") -> None:
+        self.name = name
         self._cond = threading.Condition()
-        self._owner: str | None = None        # "step" or "explore" while one computes
-        self._waiting = 0                     # explorers waiting for a turn
-        self._served = 0                      # explorers served so far
-        self._step_pending = False            # a step is waiting for its turn
-        self._step_next = False               # ... and no new explorer may start before it
-        self._credit = 0.0                    # seconds of steps minus seconds of explorers: explorers go when > 0
-        self._started = 0.0
+        self._queue: collections.deque[tuple[Callable[..., Any], tuple, dict, Future]] = collections.deque()
+        self._thread: threading.Thread | None = None
+        self._credit = 0.0                    # seconds of steps minus seconds of calls: calls go when > 0
+        self._started: float | None = None    # when the current step began
 
-    def begin_step(self, patience: float = 2.0) -> None:
-        """Before a training step: first let one waiting explorer through (waiting at most ``patience`` s)."""
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        """Queue ``fn(*args, **kwargs)`` for this thread; its Future holds the result or the exception."""
+        future: Future = Future()
         with self._cond:
-            self._step_pending = True
-            if self._waiting and self._credit > 0:
-                served = self._served
-                self._cond.wait_for(lambda: self._served > served or not self._waiting, timeout=patience)
-            self._step_next = True
-            self._cond.wait_for(lambda: self._owner is None)
-            self._owner, self._step_pending, self._step_next = "step", False, False
-            self._started = time.monotonic()
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, daemon=True, name=self.name)
+                self._thread.start()
+            self._queue.append((fn, args, kwargs, future))
+            self._cond.notify_all()
+        return future
+
+    def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` run on this thread (at once if called from it); its result, or its exception."""
+        if threading.current_thread() is self._thread:
+            return fn(*args, **kwargs)
+        return self.submit(fn, *args, **kwargs).result()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._queue))
+                task = self._queue.popleft()
+            _run(task)
+
+    def begin_step(self) -> None:
+        """Before a training step, on this thread: first the waiting calls, while the balance is theirs."""
+        while True:
+            with self._cond:
+                if not self._queue or self._credit <= 0:
+                    break
+                task = self._queue.popleft()
+            t = time.monotonic()
+            _run(task)
+            self._credit = max(self._credit - (time.monotonic() - t), -5.0)
+        self._started = time.monotonic()
 
     def end_step(self) -> None:
-        """After a training step (safe to call when no step holds the turn)."""
-        with self._cond:
-            if self._owner == "step":
-                self._owner = None
-                self._credit = min(self._credit + time.monotonic() - self._started, 5.0)
-                self._cond.notify_all()
-
-    @contextlib.contextmanager
-    def explore(self) -> Iterator[None]:
-        with self._cond:
-            self._waiting += 1
-            try:
-                self._cond.wait_for(lambda: self._owner is None and not self._step_next)
-            finally:
-                self._waiting -= 1
-            self._owner = "explore"
-            started = time.monotonic()
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._owner = None
-                self._credit = max(self._credit - (time.monotonic() - started), -5.0)
-                self._served += 1
-                self._step_next = self._step_pending    # a waiting step goes next
-                self._cond.notify_all()
+        """After a training step (safe to call when no step began)."""
+        if self._started is not None:
+            self._credit = min(self._credit + time.monotonic() - self._started, 5.0)
+            self._started = None
 
 
-class TrainingFirst:
-    """An :class:`~gioada.explore.Explorer` that takes turns with a training run (:class:`ComputeTurns`).
+def _run(task: tuple[Callable[..., Any], tuple, dict, Future]) -> None:
+    fn, args, kwargs, future = task
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        future.set_result(fn(*args, **kwargs))
+    except BaseException as e:  # noqa: BLE001 - handed to the caller, who re-raises it
+        future.set_exception(e)
 
-    While ``busy()`` (a fine-tuning run trains), each explore call waits for its turn between two
-    training steps: a burst of explorers gets slower instead of starving the run. When nothing trains
-    they run as before, concurrently.
-    """
 
-    def __init__(self, explorer: Any, busy: Callable[[], bool], turns: ComputeTurns) -> None:
-        self._explorer, self._busy, self._turns = explorer, busy, turns
+class OnComputeThread:
+    """An :class:`~gioada.explore.Explorer` whose computations run on a :class:`ComputeThread`: while a
+    fine-tuning run trains they take turns with its steps, so a burst of explorers slows down instead of
+    starving the run."""
+
+    def __init__(self, explorer: Any, compute: ComputeThread) -> None:
+        self._explorer, self._compute = explorer, compute
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._explorer, name)
 
-    @contextlib.contextmanager
-    def _turn(self) -> Iterator[None]:
-        if not self._busy():
-            yield
-            return
-        with self._turns.explore():
-            yield
-
     def scene(self, *args: Any, **kwargs: Any) -> Any:
-        with self._turn():
-            return self._explorer.scene(*args, **kwargs)
+        return self._compute.call(self._explorer.scene, *args, **kwargs)
 
     def upload(self, *args: Any, **kwargs: Any) -> Any:
-        with self._turn():
-            return self._explorer.upload(*args, **kwargs)
+        return self._compute.call(self._explorer.upload, *args, **kwargs)

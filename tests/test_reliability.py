@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import textwrap
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -316,95 +317,133 @@ def test_a_preset_name_that_is_not_text_is_refused_clearly(name):
 # 8. Training is not starved by explorers (the speed itself: bench/bench_load.py)
 # ---------------------------------------------------------------------------------------------------
 class _CountingExplorer:
-    """Records how many scene() calls overlap and how many torch threads each one gets."""
+    """Records how many scene() calls overlap and on which thread each one runs."""
 
     def __init__(self) -> None:
-        import threading
-        self.lock, self.now, self.most, self.threads = threading.Lock(), 0, 0, []
+        self.lock, self.now, self.most, self.where = threading.Lock(), 0, 0, []
 
     def scene(self, keys, index, shift=1.0):
-        import time
-
-        import torch
         with self.lock:
             self.now += 1
             self.most = max(self.most, self.now)
-            self.threads.append(torch.get_num_threads())
+            self.where.append(threading.current_thread().name)
         time.sleep(0.05)
         with self.lock:
             self.now -= 1
         return index
 
 
-@pytest.mark.parametrize("training", [True, False])
-def test_explorers_give_way_to_a_training_run(training):
-    import threading
-
-    import torch
-
-    from gioada.serving import ComputeTurns, TrainingFirst
-    inner = _CountingExplorer()
-    explorer = TrainingFirst(inner, busy=lambda: training, turns=ComputeTurns())
-    main_threads = torch.get_num_threads()
-    calls = [threading.Thread(target=explorer.scene, args=([], i)) for i in range(8)]
+def test_explorers_compute_one_at_a_time_on_the_compute_thread():
+    from gioada.serving import ComputeThread, OnComputeThread
+    inner, compute = _CountingExplorer(), ComputeThread()
+    explorer = OnComputeThread(inner, compute)
+    results = []
+    calls = [threading.Thread(target=lambda i=i: results.append(explorer.scene([], i))) for i in range(8)]
     for t in calls:
         t.start()
     for t in calls:
         t.join()
-    if training:
-        assert inner.most == 1                                          # one at a time, in turns
-    else:
-        assert inner.most > 1                                           # no training: as concurrent as before
-    assert torch.get_num_threads() == main_threads                     # the run's own threads are untouched
+    assert sorted(results) == list(range(8)) and inner.most == 1
+    assert set(inner.where) == {compute.name}                           # never in the callers' threads
+
+
+def test_a_call_from_the_compute_thread_runs_at_once_and_errors_reach_the_caller():
+    from gioada.serving import ComputeThread
+    compute = ComputeThread()
+    assert compute.call(lambda: compute.call(lambda: 7) + 1) == 8       # nested: no deadlock
+    with pytest.raises(ValueError, match="bad scene"):
+        compute.call(_raise, ValueError("bad scene"))
+    assert compute.call(lambda: 1) == 1                                 # the thread survives an error
+
+
+def _raise(e):
+    raise e
 
 
 def test_a_burst_of_explorers_takes_turns_with_the_training_steps():
-    """Explorers compute between training steps (one per step), never beside one: the run keeps about
+    """Explorers compute between training steps (about one per step), never beside one: the run keeps about
     half the CPU however many explorers wait."""
-    import threading
-
-    from gioada.serving import ComputeTurns
-    turns, events, lock = ComputeTurns(), [], threading.Lock()
+    from gioada.serving import ComputeThread
+    compute, events, lock = ComputeThread(), [], threading.Lock()
 
     def log(what):
         with lock:
             events.append(what)
 
     def explore():
-        with turns.explore():
-            log("explore+")
-            time.sleep(0.02)
-            log("explore-")
+        log("explore+")
+        time.sleep(0.02)
+        log("explore-")
 
-    def train(steps):
+    def train(steps):                    # a fine-tuning run: it holds the compute thread
         for _ in range(steps):
-            turns.begin_step()
+            compute.begin_step()
             log("step+")
             time.sleep(0.02)
             log("step-")
-            turns.end_step()
+            compute.end_step()
 
-    trainer = threading.Thread(target=train, args=(12,))
-    trainer.start()
+    run = compute.submit(train, 12)
     time.sleep(0.01)
-    explorers = [threading.Thread(target=explore) for _ in range(8)]
+    explorers = [threading.Thread(target=compute.call, args=(explore,)) for _ in range(8)]
     for t in explorers:
         t.start()
-    for t in [trainer, *explorers]:
+    run.result(timeout=30)
+    for t in explorers:
         t.join(timeout=30)
     starts = [e for e in events if e.endswith("+")]
     assert starts.count("explore+") == 8 and starts.count("step+") == 12
     assert all(events[i][:-1] == events[i + 1][:-1] for i in range(0, len(events), 2))   # nothing overlaps
     first, last = starts.index("explore+"), len(starts) - 1 - starts[::-1].index("explore+")
     during = starts[first:last + 1]
-    longest, run = 0, 0
+    longest, streak = 0, 0
     for e in during:
-        run = run + 1 if e == "explore+" else 0
-        longest = max(longest, run)
+        streak = streak + 1 if e == "explore+" else 0
+        longest = max(longest, streak)
     assert longest <= 2 and during.count("step+") >= 6        # steps interleave with the burst, not after it
 
 
-def test_the_app_wires_explore_through_the_training_gate(bare_app):
-    from gioada.serving import TrainingFirst
+_OPENMP_TEAMS = """
+import os, sys, threading, torch
+torch.set_num_threads(2)
+from gioada.serving import ComputeThread
+def native():                       # OS threads Python does not know: OpenMP's workers
+    return len(os.listdir("/proc/self/task")) - threading.active_count()
+def work():
+    torch.nn.functional.conv2d(torch.randn(4, 16, 96, 96), torch.randn(16, 16, 3, 3))
+compute = ComputeThread()
+run = work if sys.argv[1] == "direct" else lambda: compute.call(work)
+before, barrier = native(), threading.Barrier(5)
+def handler():
+    run()
+    barrier.wait()                  # alive while counted, as a server's worker threads are
+    barrier.wait()
+threads = [threading.Thread(target=handler) for _ in range(4)]
+for t in threads:
+    t.start()
+barrier.wait()
+print(native() - before)
+barrier.wait()
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
+def test_torch_work_from_many_threads_keeps_one_openmp_team(tmp_path):
+    """Every thread that runs a parallel torch kernel keeps an OpenMP team; with more teams than cores
+    GNU OpenMP stops spinning and a training step loses ~30% (serving.ComputeThread). Through the compute
+    thread, four handlers add at most one team's worker."""
+    def extra(mode):
+        out = subprocess.run([sys.executable, "-c", _OPENMP_TEAMS, mode], capture_output=True, text=True,
+                             check=True, env=os.environ | {"OMP_NUM_THREADS": "2"})
+        return int(out.stdout.split()[-1])
+    direct = extra("direct")
+    if direct < 2:
+        pytest.skip(f"this OpenMP runtime keeps no team per thread (+{direct} threads)")
+    assert extra("compute") <= 1, direct
+
+
+def test_the_app_computes_on_one_thread_shared_with_training(bare_app):
+    from gioada.serving import OnComputeThread
     demo, _ = bare_app
-    assert isinstance(demo.gioada["explorer"], TrainingFirst)
+    explorer, manager = demo.gioada["explorer"], demo.gioada["finetune"]
+    assert isinstance(explorer, OnComputeThread) and explorer._compute is manager.compute
