@@ -63,11 +63,14 @@ footer {display: none !important;}
 """
 MAX_FILE_SIZE = f"{MAX_UPLOAD_BYTES // 2**20}mb"
 GALLERY_SCENES = 6               # thumbnails of held-out scenes 0..5 in Explore's gallery
-EXPLORE_CONCURRENCY = 4          # explore calls at once (inference only; they never wait behind training)
+EXPLORE_CONCURRENCY = 4          # explore calls queued at once (they compute one by one on the compute thread)
 NONE, SCRATCH = ("— none —", ""), ("Scratch (random weights)", "")
 QUEUE_SIZE = 64                  # requests waiting, at most; more are turned away at once
 PER_CLASS_HEADERS = ["class", "IoU before (%)", "IoU after (%)", "change"]
-PLOT_SECONDS = 2.0               # a watched run's curves get new points at most this often
+# A watched run's page: the progress card at most every UPDATE_SECONDS, the curves every PLOT_SECONDS. Each
+# update costs the browser and the server CPU time the run would use (bench/bench_browser.py watched).
+UPDATE_SECONDS = 1.5
+PLOT_SECONDS = 4.5
 
 
 # The guided tour: (button, text, model A preferences, model B preferences, shift).
@@ -683,7 +686,7 @@ def _stream(job: FinetuneJob) -> Iterator[tuple[Any, ...]]:
     Watching must not slow the run (the server and the browser share its CPU): each update sends the
     progress line, the curves' new points at most every PLOT_SECONDS, and the rest only when it changed."""
     drawn, shown = 0.0, None
-    for snap in job.updates():
+    for snap in job.updates(min_interval=UPDATE_SECONDS):
         plots = snap.finished or time.monotonic() - drawn > PLOT_SECONDS
         drawn = time.monotonic() if plots else drawn
         yield _finetune_values(snap, None if snap.finished else shown, plots)   # the last one whole, for API callers

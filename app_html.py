@@ -101,7 +101,7 @@ def progress_html(snap: Snapshot | None) -> str:
             f'<div style="display:flex;justify-content:space-between;margin-bottom:4px">'
             f'<span><b>{snap.run_name}</b> · {snap.state}</span><span>{pct:.0f}%</span></div>'
             f'<div style="height:14px;background:#e8eaf2;border-radius:7px;overflow:hidden">'
-            f'<div style="height:100%;width:{pct:.1f}%;background:{color};transition:width .4s"></div></div>'
+            f'<div style="height:100%;width:{pct:.1f}%;background:{color}"></div></div>'
             f'<div style="margin-top:5px;color:#445">{" · ".join(b for b in bits if b)}</div>'
             f'<div style="margin-top:6px;color:{color if snap.finished else "#334"}">{html.escape(snap.message)}</div>'
             f'</div>')
