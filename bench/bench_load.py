@@ -7,15 +7,18 @@ prints their latencies and how fast the run trained during the burst compared wi
 while the run trains, and times the default run itself.
 
     python -m bench.bench_load [--clients 16]      # from the checkout's root: it imports app.py
-    python -m bench.bench_load --explorers-unlimited   # the behaviour before serving.TrainingFirst
+    python -m bench.bench_load --explorers-unlimited   # explorers in their own threads, beside the run
 """
 from __future__ import annotations
 
 import argparse
 import html
+import json
 import os
 import re
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -25,19 +28,47 @@ from gradio_client import Client
 import app
 from gioada.finetune import FinetuneParams
 from gioada.inference import pick_device
-from gioada.serving import TrainingFirst
+from gioada.serving import OnComputeThread
+
+
+def burst(url: str, n: int) -> None:
+    """The clients' side: connect ``n`` clients, say "ready", wait for "go" on stdin, then have all of them
+    call /explore at once; print their latencies (s, null for an empty answer) as one JSON line."""
+    clients = [Client(url, verbose=False) for _ in range(n)]
+    print("ready", flush=True)
+    sys.stdin.readline()
+    latencies: list[float | None] = [None] * n
+    barrier = threading.Barrier(n)
+
+    def explore(i: int) -> None:
+        barrier.wait()
+        t = time.perf_counter()
+        out = clients[i].predict("gioada", "source-only", i, 1.0, api_name="/explore")
+        if out and out[1]:
+            latencies[i] = time.perf_counter() - t
+
+    threads = [threading.Thread(target=explore, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(json.dumps(latencies), flush=True)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--clients", type=int, default=16)
+    p.add_argument("--burst", metavar="URL", help=argparse.SUPPRESS)   # the clients' process (see burst())
     p.add_argument("--idle-seconds", type=float, default=20.0, help="how long the run's idle speed is measured")
     p.add_argument("--explorers-unlimited", action="store_true",
-                   help="explorers do not give way to training (the app before issue 13), for comparison")
+                   help="explorers compute in their own threads beside the run (not on the compute thread), "
+                        "for comparison")
     a = p.parse_args()
+    if a.burst:
+        return burst(a.burst, a.clients)
     if a.explorers_unlimited:
-        TrainingFirst.scene = lambda self, *args, **kw: self._explorer.scene(*args, **kw)
-        TrainingFirst.upload = lambda self, *args, **kw: self._explorer.upload(*args, **kw)
+        OnComputeThread.scene = lambda self, *args, **kw: self._explorer.scene(*args, **kw)
+        OnComputeThread.upload = lambda self, *args, **kw: self._explorer.upload(*args, **kw)
     defaults = FinetuneParams(height=64, steps=20_000)   # the Fine-tune tab's size, long enough to outlast the burst
     with tempfile.TemporaryDirectory(prefix="gioada-load-") as runs:
         demo = app.build_demo(app.ASSETS, runs, defaults=defaults)
@@ -59,26 +90,18 @@ def main() -> None:
         def step() -> int:
             return manager.current.snapshot().step
 
-        clients = [Client(url, verbose=False) for _ in range(a.clients)]
+        # The clients live in another process, as browsers do: their own work shares the CPU, not the GIL.
+        crowd = subprocess.Popen([sys.executable, "-m", "bench.bench_load", "--burst", url, "--clients",
+                                  str(a.clients)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert crowd.stdout.readline().strip() == "ready"
         s0, t0 = step(), time.perf_counter()
         time.sleep(a.idle_seconds)
         s1, t1 = step(), time.perf_counter()
         idle_rate = (s1 - s0) / (t1 - t0)
-        latencies: list[float | None] = [None] * a.clients
-        barrier = threading.Barrier(a.clients)
-
-        def explore(i: int) -> None:
-            barrier.wait()
-            t = time.perf_counter()
-            out = clients[i].predict("gioada", "source-only", i, 1.0, api_name="/explore")
-            if out and out[1]:
-                latencies[i] = time.perf_counter() - t
-
-        threads = [threading.Thread(target=explore, args=(i,)) for i in range(a.clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        crowd.stdin.write("go\n")
+        crowd.stdin.flush()
+        latencies: list[float | None] = json.loads(crowd.stdout.readline())
+        crowd.wait()
         s2, t2 = step(), time.perf_counter()
         burst_rate = (s2 - s1) / (t2 - t1)
         during = manager.busy()

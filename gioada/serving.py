@@ -99,6 +99,11 @@ def scrub_paths(text: str) -> str:
     return _ABSOLUTE_PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
 
 
+CALL_WEIGHT = 3.0       # a call's seconds count this much against a run's steps: the run keeps about 75% of the thread
+MAX_CREDIT = 1.0        # seconds of calls a run banks while nobody waits (a burst then starts at the balance)
+CROWD_SECONDS = 2.0     # steps stay on one torch thread this long after the last waiting call
+
+
 class ComputeThread:
     """Every torch computation of the app on one OS thread, and a training run's steps taking turns with the rest.
 
@@ -110,9 +115,10 @@ class ComputeThread:
 
     Handlers :meth:`call` a function (it runs on this thread; the caller waits). A fine-tuning run is
     :meth:`submit`-ted and holds the thread for its whole length; before each of its steps
-    (:meth:`begin_step`) the calls that wait run first, while they have used less time than the run's steps
-    (a time balance, capped at 5 s either way). A run thus keeps about half the CPU whatever the burst, and
-    each call gets all of it in its turn. A call made from this thread runs at once.
+    (:meth:`begin_step`) one waiting call runs first if the calls have used less time than the run's steps
+    (each second of a call weighs ``CALL_WEIGHT``; the run banks at most ``MAX_CREDIT`` s while nobody
+    waits). A run thus keeps most of the thread whatever the burst; Explore gets slower meanwhile. A call
+    made from this thread runs at once.
     """
 
     def __init__(self, name: str = "gioada-compute") -> None:
@@ -122,6 +128,8 @@ class ComputeThread:
         self._thread: threading.Thread | None = None
         self._credit = 0.0                    # seconds of steps minus seconds of calls: calls go when > 0
         self._started: float | None = None    # when the current step began
+        self._crowd_until = 0.0               # steps use one torch thread until then (calls keep coming)
+        self._own_threads = 0                 # torch threads of this thread otherwise (read at the first step)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         """Queue ``fn(*args, **kwargs)`` for this thread; its Future holds the result or the exception."""
@@ -146,23 +154,39 @@ class ComputeThread:
                 self._cond.wait_for(lambda: bool(self._queue))
                 task = self._queue.popleft()
             _run(task)
+            if self._own_threads:             # a run that ended in a crowd gives its threads back
+                self._threads(self._own_threads)
 
     def begin_step(self) -> None:
-        """Before a training step, on this thread: first the waiting calls, while the balance is theirs."""
-        while True:
-            with self._cond:
-                if not self._queue or self._credit <= 0:
-                    break
-                task = self._queue.popleft()
-            t = time.monotonic()
+        """Before a training step, on this thread: first one waiting call, if the balance is theirs.
+
+        While calls come (and for ``CROWD_SECONDS`` after the last), steps and calls use one torch thread:
+        the callers' servers encode answers on the other core, and a 2-thread team waiting at its barriers
+        for a busy core lost more than the second thread gains (``bench/bench_load.py``)."""
+        with self._cond:
+            waiting = bool(self._queue)
+            task = self._queue.popleft() if waiting and self._credit > 0 else None
+        now = time.monotonic()
+        if waiting:
+            self._crowd_until = now + CROWD_SECONDS
+        self._threads(1 if now < self._crowd_until else self._own_threads)
+        if task is not None:
             _run(task)
-            self._credit = max(self._credit - (time.monotonic() - t), -5.0)
+            self._credit = max(self._credit - CALL_WEIGHT * (time.monotonic() - now), -5.0)
         self._started = time.monotonic()
+
+    def _threads(self, n: int) -> None:
+        import torch                          # imported by then: a step is about to run
+        if self._own_threads == 0:
+            self._own_threads = torch.get_num_threads()
+            n = n or self._own_threads
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
 
     def end_step(self) -> None:
         """After a training step (safe to call when no step began)."""
         if self._started is not None:
-            self._credit = min(self._credit + time.monotonic() - self._started, 5.0)
+            self._credit = min(self._credit + time.monotonic() - self._started, MAX_CREDIT)
             self._started = None
 
 

@@ -361,9 +361,9 @@ def _raise(e):
 
 
 def test_a_burst_of_explorers_takes_turns_with_the_training_steps():
-    """Explorers compute between training steps (about one per step), never beside one: the run keeps about
-    half the CPU however many explorers wait."""
-    from gioada.serving import ComputeThread
+    """Explorers compute between training steps (one at a time, never beside a step) and the run keeps most
+    of the thread: each explorer's seconds weigh serving.CALL_WEIGHT times a step's."""
+    from gioada.serving import CALL_WEIGHT, ComputeThread
     compute, events, lock = ComputeThread(), [], threading.Lock()
 
     def log(what):
@@ -383,7 +383,7 @@ def test_a_burst_of_explorers_takes_turns_with_the_training_steps():
             log("step-")
             compute.end_step()
 
-    run = compute.submit(train, 12)
+    run = compute.submit(train, 60)
     time.sleep(0.01)
     explorers = [threading.Thread(target=compute.call, args=(explore,)) for _ in range(8)]
     for t in explorers:
@@ -392,15 +392,12 @@ def test_a_burst_of_explorers_takes_turns_with_the_training_steps():
     for t in explorers:
         t.join(timeout=30)
     starts = [e for e in events if e.endswith("+")]
-    assert starts.count("explore+") == 8 and starts.count("step+") == 12
+    assert starts.count("explore+") == 8 and starts.count("step+") == 60     # every explorer served in the run
     assert all(events[i][:-1] == events[i + 1][:-1] for i in range(0, len(events), 2))   # nothing overlaps
     first, last = starts.index("explore+"), len(starts) - 1 - starts[::-1].index("explore+")
     during = starts[first:last + 1]
-    longest, streak = 0, 0
-    for e in during:
-        streak = streak + 1 if e == "explore+" else 0
-        longest = max(longest, streak)
-    assert longest <= 2 and during.count("step+") >= 6        # steps interleave with the burst, not after it
+    assert "explore+explore+" not in "".join(during)                        # one explorer per step at most
+    assert during.count("step+") >= (CALL_WEIGHT - 1) * during.count("explore+")
 
 
 _OPENMP_TEAMS = """
@@ -447,3 +444,24 @@ def test_the_app_computes_on_one_thread_shared_with_training(bare_app):
     demo, _ = bare_app
     explorer, manager = demo.gioada["explorer"], demo.gioada["finetune"]
     assert isinstance(explorer, OnComputeThread) and explorer._compute is manager.compute
+
+
+def test_steps_use_one_thread_while_calls_wait_and_get_their_threads_back():
+    import torch
+
+    from gioada.serving import ComputeThread
+    compute = ComputeThread()
+    compute.call(torch.set_num_threads, 2)       # the compute thread's own setting (tests run on one)
+    seen = []
+
+    def train(steps):
+        for i in range(steps):
+            if i == 2:
+                compute.submit(lambda: None)      # a caller arrives
+            compute.begin_step()
+            seen.append(torch.get_num_threads())
+            compute.end_step()
+
+    compute.submit(train, 5).result(timeout=30)
+    assert seen == [2, 2, 1, 1, 1]                 # from the step the caller waited before
+    assert compute.call(torch.get_num_threads) == 2
