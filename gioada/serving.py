@@ -102,6 +102,10 @@ def scrub_paths(text: str) -> str:
 CALL_WEIGHT = 3.0       # a call's seconds count this much against a run's steps: the run keeps about 75% of the thread
 MAX_CREDIT = 1.0        # seconds of calls a run banks while nobody waits (a burst then starts at the balance)
 CROWD_SECONDS = 2.0     # steps stay on one torch thread this long after the last waiting call
+# Calls (an Explore click, a lab step) are small: on one torch thread they leave the other core to the
+# browser and the server's encoding. On two, the pair waiting at its barriers for a busy core made an
+# Explore click in Chromium 1.8x slower (444 -> 818 ms, bench/bench_browser.py explore).
+CALL_THREADS = 1
 
 
 class ComputeThread:
@@ -143,10 +147,11 @@ class ComputeThread:
         return future
 
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        """``fn(*args, **kwargs)`` run on this thread (at once if called from it); its result, or its exception."""
+        """``fn(*args, **kwargs)`` run on this thread with ``CALL_THREADS`` torch threads (at once if called
+        from it); its result, or its exception."""
         if threading.current_thread() is self._thread:
             return fn(*args, **kwargs)
-        return self.submit(fn, *args, **kwargs).result()
+        return self.submit(_on_threads, CALL_THREADS, fn, args, kwargs).result()
 
     def _loop(self) -> None:
         while True:
@@ -188,6 +193,16 @@ class ComputeThread:
         if self._started is not None:
             self._credit = min(self._credit + time.monotonic() - self._started, MAX_CREDIT)
             self._started = None
+
+
+def _on_threads(n: int, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    import torch                              # a call computes with torch: it is imported by then
+    own = torch.get_num_threads()
+    torch.set_num_threads(min(n, own))
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        torch.set_num_threads(own)
 
 
 def _run(task: tuple[Callable[..., Any], tuple, dict, Future]) -> None:

@@ -451,7 +451,7 @@ def test_steps_use_one_thread_while_calls_wait_and_get_their_threads_back():
 
     from gioada.serving import ComputeThread
     compute = ComputeThread()
-    compute.call(torch.set_num_threads, 2)       # the compute thread's own setting (tests run on one)
+    compute.submit(torch.set_num_threads, 2).result()   # the thread's own setting (tests run on one)
     seen = []
 
     def train(steps):
@@ -464,4 +464,5 @@ def test_steps_use_one_thread_while_calls_wait_and_get_their_threads_back():
 
     compute.submit(train, 5).result(timeout=30)
     assert seen == [2, 2, 1, 1, 1]                 # from the step the caller waited before
-    assert compute.call(torch.get_num_threads) == 2
+    assert compute.submit(torch.get_num_threads).result() == 2
+    assert compute.call(torch.get_num_threads) == 1                  # calls compute on one thread
