@@ -114,8 +114,9 @@ class ComputeThread:
     One thread, because torch's CPU kernels run on OpenMP teams, and GNU OpenMP keeps a team of worker
     threads for every OS thread that ever ran a parallel kernel. Once those add up to more threads than
     cores, every team stops spinning at its barriers (libgomp's throttled wait) and sleeps in the kernel
-    between kernels: a 2-core training step lost 29% of its speed (4.33 -> 3.07 steps/s, CPU 189% -> 126%)
-    after a single matrix product in another thread (``bench/bench_threads.py --other-thread``).
+    between kernels: a fine-tuning run on 2 cores lost 29% of its speed (4.33 -> 3.07 steps/s, CPU 189% ->
+    126%) after a single matrix product in another thread (README, "The app, as a user feels it"; the
+    teams themselves: ``tests/test_reliability.py``).
 
     Handlers :meth:`call` a function (it runs on this thread; the caller waits). A fine-tuning run is
     :meth:`submit`-ted and holds the thread for its whole length; before each of its steps
