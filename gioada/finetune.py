@@ -1,7 +1,8 @@
-"""Fine-tuning from the app: validated parameters, one run at a time in a background thread, live progress.
+"""Fine-tuning from the app: validated parameters, one run at a time on the compute thread, live progress.
 
 :class:`FinetuneParams` holds what the Fine-tune tab sets (with the ablation's :data:`PRESETS`);
-:class:`FinetuneManager` starts :func:`gioada.train.train` in a thread with a Lightning callback that
+:class:`FinetuneManager` runs :func:`gioada.train.train` on a :class:`~gioada.serving.ComputeThread` (other
+work takes turns between its steps) with a Lightning callback that
 records every logged loss and the discriminators' confidences, times the steps, refreshes a preview of a
 fixed scene, and stops the run promptly when asked (``trainer.should_stop``). Its :class:`FinetuneJob`
 is read as :class:`Snapshot` copies. Whatever happens the run ends with a message: finished, stopped
@@ -76,7 +77,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "lr": (1e-6, 0.1), "steps": (1, 20_000), "batch_size": (1, 64), "height": (32, 512), "seed": (0, 2**31 - 1),
 }
 MAX_RUN_NAME = 48
-# The preview (G and T on a fixed scene at the native frame, in the training thread) refreshes at most once
+# The preview (G and T on a fixed scene at the native frame, on the compute thread) refreshes at most once
 # per PREVIEW_SECONDS of training, and after the last step: one preview took 1.0 s at 128×384 on the 2-core
 # CPU under load, so the former preview every few steps cost a watched run much of its speed.
 PREVIEW_SECONDS = 15.0
@@ -271,7 +272,7 @@ class FinetuneJob:
         self._run_key: str | None = None
         self.future: Future | None = None             # the run on the compute thread; done when it ended
 
-    # -- written by the training thread ----------------------------------------------------------------
+    # -- written by the run, on the compute thread -------------------------------------------------------
     def _update(self, **changes: Any) -> None:
         with self._cond:
             for k, v in changes.items():
@@ -521,7 +522,7 @@ class FinetuneManager:
         job.request_stop()
         return f"Stopping '{job.out_dir.name}' after the current step…"
 
-    # -- the training thread -------------------------------------------------------------------------------
+    # -- the run, on the compute thread ----------------------------------------------------------------------
     def _run(self, job: FinetuneJob, extra: tuple[Callback, ...]) -> None:
         # The training machinery is imported here, when a run starts, not when the app starts.
         from .evaluate import evaluate
@@ -563,7 +564,7 @@ class FinetuneManager:
                 job._update(state="oom", message=_oom_advice(params, "the machine"))
             else:
                 self._failed(job, e)
-        except Exception as e:  # noqa: BLE001 - a background thread must always end with a message; logged in full
+        except Exception as e:  # noqa: BLE001 - a run must always end with a message; logged in full
             self._failed(job, e)
         finally:
             self.compute.end_step()                   # a step that raised must not keep the CPU's turn

@@ -263,7 +263,9 @@ class LabView:
 
 
 class Lab:
-    """One model, its optimizers and its private random streams, stepping on the shared pool of crops."""
+    """One model, its optimizers and its private random streams, stepping on the shared pool of crops.
+
+    ``compute`` runs its steps and views (the app: on its :class:`~gioada.serving.ComputeThread`)."""
 
     def __init__(self, start: LabStart, settings: LabSettings, seed: int = 0, owner: str = "lab",
                  compute: Compute = direct) -> None:
