@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import torch
 
 from .checkpoint import CONFIG, LOG, METRICS, RUN_INFO, read_json
+from .inference import predicted_classes
 
 # Row name -> train flags. The first six are the shipped models the app knows; the three split rows
 # switch off one use of geometry each (no-depth switches off all three).
@@ -164,7 +165,7 @@ def evaluation_spread(run: str | Path, scenes: int = 500, resamples: int = 1000,
     test = eval_set(cfg.data, "target", scenes)
     for i in range(len(test)):
         image, labels, _ = test[i]
-        pred = model(image[None])[0].argmax(1)[0]
+        pred = predicted_classes(model(image[None])[0])[0]
         valid = labels != IGNORE_INDEX
         per_scene[i] = np.bincount((labels[valid] * k + pred[valid]).numpy(), minlength=k * k).reshape(k, k)
 

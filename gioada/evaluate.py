@@ -11,6 +11,7 @@ from tqdm import tqdm
 from .classes import get_label_space
 from .config import DataConfig
 from .data import eval_set, train_set
+from .inference import predicted_classes
 from .metrics import DepthMetrics, segmentation_metrics
 from .module import GIOAda
 from .sim import COMPONENTS
@@ -30,7 +31,7 @@ def evaluate(model: GIOAda, data: DataConfig, domain: str = "target", scenes: in
                                        desc=f"evaluating on {domain}"):
         images, labels, depths = images.to(device), labels.to(device), depths.to(device)
         logits, depth = model(images)
-        pred = logits.argmax(1)
+        pred = predicted_classes(logits)
         miou.update(pred, labels)
         iou.update(pred, labels)
         depth_m.update(depth, depths, labels)

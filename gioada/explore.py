@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from .classes import IGNORE_INDEX, LabelSpace
 from .constants import FAR_DEPTH
 from .data.synthetic import image_to_tensor, tensor_to_image
+from .inference import predicted_classes
 from .lab import FOREGROUND
 from .panels import captioned, confidence_panel, depth_png, depth_with_scale, label_png, strip, upscale
 from .registry import ModelRegistry
@@ -186,7 +187,7 @@ def _view(key: str, description: str, model: GIOAda, source: Sample | None, targ
     p_out = model.output_discriminator(outputs)[:, 0].tolist()
     map_in = F.interpolate(probs, size=batch.shape[2:], mode="bilinear",            # = confidence_map(batch)
                            align_corners=False)[:, 0].cpu().numpy()               # n×H×W
-    pred = logits.argmax(1).cpu()
+    pred = predicted_classes(logits).cpu()
     t = len(names) - 1
 
     miou_target = miou_source = abs_rel = None

@@ -37,7 +37,7 @@ from .classes import VKITTI10, LabelSpace, get_label_space
 from .config import DataConfig, ModelConfig, RunConfig
 from .data import eval_set, tensor_to_image
 from .data.real import source_has_depth
-from .inference import pick_device
+from .inference import pick_device, predicted_classes
 from .panels import tile_row
 from .registry import RUN_NAME, RUN_PREFIX, ModelRegistry
 from .serving import ComputeThread
@@ -416,7 +416,7 @@ def preview(model: GIOAda, image: torch.Tensor, labels: torch.Tensor, depth: tor
         device = next(model.parameters()).device
         x_s, y, d, x_t = (t[None].to(device) for t in (image, labels, depth, target))
         translated = model.translate(x_s, y, d)
-        pred = model(x_t)[0].argmax(1)[0].cpu().numpy()
+        pred = predicted_classes(model(x_t)[0])[0].cpu().numpy()
     finally:
         model.train(was_training)
     prediction = overlay(tensor_to_image(target), pred, 0.7, space)

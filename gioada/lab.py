@@ -41,6 +41,7 @@ from .checkpoint import build_model
 from .classes import get_label_space
 from .config import DataConfig, ModelConfig, RunConfig
 from .data import eval_set, tensor_to_image, train_set
+from .inference import predicted_classes
 from .panels import captioned, confidence_panel, depth_with_scale, upscale
 from .registry import ModelRegistry
 from .serving import ComputeThread
@@ -463,7 +464,7 @@ class Lab:
         change = self._change
         p = {"D_in · target": p_in[1], "D_in · G(source)": p_in[0],
              "D_out · T(target)": p_out[1], "D_out · T(G(source))": p_out[0]}
-        seg = captioned(upscale(overlay(target, logits[1].argmax(0).cpu().numpy(), 0.7, space)),
+        seg = captioned(upscale(overlay(target, predicted_classes(logits[1], 0).cpu().numpy(), 0.7, space)),
                         "T's segmentation of the target scene")
         dep = captioned(depth_with_scale(depth[1, 0].cpu().numpy(), hp.max_depth), "T's depth of the target scene")
         pad = np.full((dep.shape[0] - seg.shape[0], seg.shape[1], 3), 255, np.uint8)

@@ -14,6 +14,7 @@ from torch import nn
 
 from .classes import IGNORE_INDEX
 from .constants import FAR_DEPTH
+from .inference import predicted_classes
 from .metrics import DepthMetrics, segmentation_metrics
 from .networks import Discriminator, ImageTransformNetwork, TaskNetwork
 
@@ -323,8 +324,9 @@ class GIOAda(pl.LightningModule):
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         images, labels, depths = batch
         logits, depth = self.task_network(images)
-        self.val_miou.update(logits.argmax(1), labels)
-        self.val_iou.update(logits.argmax(1), labels)
+        pred = predicted_classes(logits)
+        self.val_miou.update(pred, labels)
+        self.val_iou.update(pred, labels)
         self.val_depth.update(depth, depths, labels)
 
     def on_validation_epoch_end(self) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .checkpoint import METRICS, WEIGHTS, is_run_dir, load_model, load_run_config, read_json
+from .checkpoint import CONFIG, METRICS, WEIGHTS, is_run_dir, load_model, load_run_config, read_json
 from .config import RunConfig
 from .inference import pick_device
 from .pretrained import ASSETS, SHIPPED
@@ -43,6 +43,7 @@ class ModelRegistry:
         self.device = pick_device(device) if isinstance(device, str) else device
         self._cache: OrderedDict[tuple[str, int], GIOAda] = OrderedDict()
         self._cache_size = cache_size
+        self._configs: dict[tuple[str, int], RunConfig] = {}    # (config.json path, mtime) -> its config
         self._lock = threading.Lock()
 
     def shipped(self) -> list[str]:
@@ -97,9 +98,16 @@ class ModelRegistry:
             return model
 
     def config(self, key: str) -> RunConfig:
+        """The model's RunConfig, parsed once per version of its config.json (an Explore click asks for it
+        five times; parsing took 4 ms each). Treat it as read-only."""
         path = self.resolve(key)
         try:
-            return load_run_config(path)
+            stamp = (str((path / CONFIG).resolve()), (path / CONFIG).stat().st_mtime_ns)
+            if stamp not in self._configs:
+                if len(self._configs) > 64:
+                    self._configs.clear()
+                self._configs[stamp] = load_run_config(path)
+            return self._configs[stamp]
         except (TypeError, ValueError, KeyError, OSError, RecursionError) as e:
             raise ValueError(f"model {key!r} has an invalid config.json: {_reason(e, path, key)}") from e
 

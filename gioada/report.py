@@ -16,6 +16,7 @@ from .checkpoint import load_model, load_run_config, read_json, RUN_INFO
 from .classes import VKITTI10
 from .data import sample_to_tensors, eval_scene_seed, sim_shift, tensor_to_image
 from .evaluate import discriminator_confidence, evaluate, input_discriminator_by_component
+from .inference import predicted_classes
 from .module import GIOAda
 from .pretrained import available, resolve_run
 from .sim import render
@@ -73,7 +74,7 @@ def comparison_figure(models: dict[str, GIOAda], data_cfg, seeds: list[int], pat
                                                     sim_shift(data_cfg)))
         panels = [tensor_to_image(image), colorize_labels(labels.numpy())]
         for model in models.values():
-            panels.append(colorize_labels(model(image[None])[0].argmax(1)[0].numpy()))
+            panels.append(colorize_labels(predicted_classes(model(image[None])[0])[0].numpy()))
         for col, panel in enumerate(panels):
             ax = axes[row, col]
             ax.imshow(panel)

@@ -162,3 +162,10 @@ def test_validation_logs_the_miou_of_the_argmax_over_all_validation_pixels(tiny_
     assert logged["val/miou"].item() == pytest.approx(sum(ious.values()) / len(ious), abs=1e-6)
     for c, iou in ious.items():
         assert logged[f"val/iou_{c}"].item() == pytest.approx(iou, abs=1e-6)
+
+
+def test_predicted_classes_is_argmax():
+    from gioada.inference import predicted_classes
+    logits = torch.randn(2, 10, 16, 24)
+    assert torch.equal(predicted_classes(logits), logits.argmax(1))
+    assert torch.equal(predicted_classes(logits[0], 0), logits[0].argmax(0))
