@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch.utils.data import DataLoader
@@ -19,8 +19,11 @@ from .sim import COMPONENTS
 
 @torch.no_grad()
 def evaluate(model: GIOAda, data: DataConfig, domain: str = "target", scenes: int | None = None,
-             batch_size: int = 16, progress: bool = False) -> dict[str, Any]:
-    """Metrics of ``model`` on held-out ``domain`` scenes (the simulator's evaluation seeds)."""
+             batch_size: int = 16, progress: bool = False,
+             between: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Metrics of ``model`` on held-out ``domain`` scenes (the simulator's evaluation seeds).
+
+    ``between`` is called after each batch (the app: a waiting Explore click computes there)."""
     model.eval()
     device = next(model.parameters()).device
     ds = eval_set(data, domain, scenes)
@@ -35,6 +38,8 @@ def evaluate(model: GIOAda, data: DataConfig, domain: str = "target", scenes: in
         miou.update(pred, labels)
         iou.update(pred, labels)
         depth_m.update(depth, depths, labels)
+        if between is not None:
+            between()
     names = get_label_space(data.label_space).classes
     return {"domain": domain, "scenes": len(ds),
             "miou": float(miou.compute()) * 100,

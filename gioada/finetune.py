@@ -532,7 +532,7 @@ class FinetuneManager:
         try:
             # 1. The starting weights, measured on held-out target scenes (same seed as train(): same init).
             start = make_model(cfg)
-            before = evaluate(start, cfg.data, "target", self.eval_scenes)
+            before = evaluate(start, cfg.data, "target", self.eval_scenes, between=self.compute.serve_waiting)
             scene = _preview_scene(cfg)
             job._record(0, {}, preview(start, *scene, space=get_label_space(cfg.data.label_space)))
             del start
@@ -543,7 +543,7 @@ class FinetuneManager:
             # 2. Train, streaming progress.
             progress = _progress(job, scene, cfg.data.label_space, self.compute)
             result = train(cfg, None, callbacks=[progress, *extra], progress=False, eval_scenes=self.eval_scenes,
-                           command=_command(cfg, job.out_dir, self.eval_scenes))
+                           command=_command(cfg, job.out_dir, self.eval_scenes), between=self.compute.serve_waiting)
             stopped = job.stop_requested and result.info.get("interrupted", False)
             if stopped and progress.steps == 0:
                 job._update(state="stopped", message=_STOPPED_EARLY)
@@ -582,7 +582,7 @@ class FinetuneManager:
         model.load_state_dict({k: v.cpu() for k, v in progress.good_state.items()})
         job._update(state="evaluating", message="The loss diverged; evaluating the last good weights…")
         from .evaluate import evaluate
-        after = evaluate(model, job.cfg.data, "target", self.eval_scenes)
+        after = evaluate(model, job.cfg.data, "target", self.eval_scenes, between=self.compute.serve_waiting)
         info = {"steps_done": progress.good_step, "interrupted": True, "diverged": str(e)[:500],
                 "command": _command(job.cfg, job.out_dir, self.eval_scenes)}
         self._save(job, model, after, info, progress, "diverged",

@@ -189,6 +189,13 @@ class ComputeThread:
         if torch.get_num_threads() != n:
             torch.set_num_threads(n)
 
+    def serve_waiting(self) -> None:
+        """Between two pieces of a run's other work (evaluation batches), on this thread: one waiting call."""
+        with self._cond:
+            task = self._queue.popleft() if self._queue else None
+        if task is not None:
+            _run(task)
+
     def end_step(self) -> None:
         """After a training step (safe to call when no step began)."""
         if self._started is not None:

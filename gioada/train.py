@@ -10,7 +10,7 @@ import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -130,8 +130,11 @@ quiet_lightning()
 
 def train(cfg: RunConfig, out_dir: str | Path | None = None, *, callbacks: Sequence[Callback] = (),
           progress: bool = True, eval_scenes: int | None = None, command: str | None = None,
-          overwrite: bool = False, half: bool = False) -> TrainResult:
+          overwrite: bool = False, half: bool = False,
+          between: Callable[[], None] | None = None) -> TrainResult:
     """Train for ``cfg.steps`` steps, evaluate on held-out target scenes, and save to ``out_dir``.
+
+    ``between`` is called between the final evaluation's batches (see :func:`~gioada.evaluate.evaluate`).
 
     Nothing is written when ``out_dir`` is None. An existing ``out_dir`` is an error unless
     ``overwrite``; the folder is written atomically at the end. ``half`` stores float16 weights.
@@ -163,7 +166,7 @@ def train(cfg: RunConfig, out_dir: str | Path | None = None, *, callbacks: Seque
         if trainer.global_rank != 0:
             return TrainResult(model, {}, {}, None)
         model.to("cpu")
-        metrics = evaluate(model, cfg.data, "target", eval_scenes, progress=progress)
+        metrics = evaluate(model, cfg.data, "target", eval_scenes, progress=progress, between=between)
         info = {"command": command or " ".join(sys.argv), "hardware": hardware(), "steps_done": steps_done,
                 "train_seconds": round(seconds, 2), "steps_per_second": round(steps_done / max(seconds, 1e-9), 3),
                 "interrupted": steps_done < cfg.steps}

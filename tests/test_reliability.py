@@ -466,3 +466,25 @@ def test_steps_use_one_thread_while_calls_wait_and_get_their_threads_back():
     assert seen == [2, 2, 1, 1, 1]                 # from the step the caller waited before
     assert compute.submit(torch.get_num_threads).result() == 2
     assert compute.call(torch.get_num_threads) == 1                  # calls compute on one thread
+
+
+def test_a_waiting_call_runs_between_a_runs_evaluation_batches(tmp_path):
+    """While a run evaluates (before and after training) an Explore click waits one batch, not the whole
+    evaluation."""
+    from gioada.config import DataConfig, ModelConfig, RunConfig
+    from gioada.evaluate import evaluate
+    from gioada.serving import ComputeThread
+    from gioada.train import make_model
+    compute, order = ComputeThread(), []
+    model = make_model(RunConfig(model=ModelConfig(task_width=8, transform_width=8, disc_width=8)))
+    data = DataConfig(height=32, width=96)
+
+    def run():
+        def between():
+            order.append("batch")
+            compute.serve_waiting()
+        compute.submit(order.append, "click")         # a click arrives while the run evaluates
+        return evaluate(model, data, "target", 6, batch_size=2, between=between)
+
+    metrics = compute.submit(run).result(timeout=120)
+    assert metrics["scenes"] == 6 and order == ["batch", "click", "batch", "batch"]
