@@ -175,13 +175,13 @@ class Foreground:
 
 FOREGROUND = Foreground()
 SLOT = TrainingSlot()
-Compute = Callable[..., Any]           # runs fn(*args, **kwargs) somewhere (the app: its ComputeThread) -> result
+_SLOT_WAIT = 3.0                 # a single step waits this long for another lab's step before giving up
+Compute = Callable[..., Any]     # runs fn(*args, **kwargs) somewhere (the app: its ComputeThread) -> result
 
 
 def direct(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     """A :data:`Compute` that runs ``fn`` in the calling thread."""
     return fn(*args, **kwargs)
-_SLOT_WAIT = 3.0                 # a single step waits this long for another lab's step before giving up
 
 
 # ---------------------------------------------------------------------------------------------------

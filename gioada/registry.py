@@ -102,7 +102,8 @@ class ModelRegistry:
         five times; parsing took 4 ms each). Treat it as read-only."""
         path = self.resolve(key)
         try:
-            stamp = (str((path / CONFIG).resolve()), (path / CONFIG).stat().st_mtime_ns)
+            file = path / CONFIG
+            stamp = (str(file.resolve()), file.stat().st_mtime_ns)
             if stamp not in self._configs:
                 if len(self._configs) > 64:
                     self._configs.clear()

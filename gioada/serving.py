@@ -161,7 +161,7 @@ class ComputeThread:
                 task = self._queue.popleft()
             _run(task)
             if self._own_threads:             # a run that ended in a crowd gives its threads back
-                self._threads(self._own_threads)
+                self._threads(0)
 
     def begin_step(self) -> None:
         """Before a training step, on this thread: first one waiting call, if the balance is theirs.
@@ -175,17 +175,17 @@ class ComputeThread:
         now = time.monotonic()
         if waiting:
             self._crowd_until = now + CROWD_SECONDS
-        self._threads(1 if now < self._crowd_until else self._own_threads)
+        self._threads(1 if now < self._crowd_until else 0)
         if task is not None:
             _run(task)
             self._credit = max(self._credit - CALL_WEIGHT * (time.monotonic() - now), -5.0)
         self._started = time.monotonic()
 
     def _threads(self, n: int) -> None:
+        """Compute on ``n`` torch threads (0: this thread's own count, read the first time)."""
         import torch                          # imported by then: a step is about to run
-        if self._own_threads == 0:
-            self._own_threads = torch.get_num_threads()
-            n = n or self._own_threads
+        self._own_threads = self._own_threads or torch.get_num_threads()
+        n = n or self._own_threads
         if torch.get_num_threads() != n:
             torch.set_num_threads(n)
 
