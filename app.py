@@ -189,7 +189,7 @@ def build_demo(assets_dir: str | Path = ASSETS, runs_dir: str | Path = "runs", *
     manager = FinetuneManager(registry, data=data, eval_scenes=eval_scenes, compute=compute)
 
     with gr.Blocks(title="GIO-Ada lab", analytics_enabled=False, delete_cache=(900, 3600)) as demo:
-        gr.HTML(hero_html(len(registry.shipped()), explorer.scenes.kind, registry.device.type))
+        hero = gr.HTML(hero_html(len(registry.shipped()), explorer.scenes.kind))
         with gr.Tabs(selected="explore") as tabs:
             with gr.Tab("Explore", id="explore"):
                 ex = _explore_tab(explorer)
@@ -197,8 +197,8 @@ def build_demo(assets_dir: str | Path = ASSETS, runs_dir: str | Path = "runs", *
                 ft = _finetune_tab(manager, defaults)
             with gr.Tab("Learn", id="learn"):
                 learn = _learn_tab(manager, data, defaults)
-        _wire_first_view(demo, ex, learn)
-        _wire_model_lists(demo, registry, ex, ft, learn)
+        first_view = _wire_model_lists(demo, registry, ex, ft, learn)
+        _wire_first_view(demo, registry, explorer.scenes.kind, hero, ex, ft, learn, first_view)
         _wire_tour(tabs, registry, manager.has_depth, ex, ft, learn)
 
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=2)
@@ -311,6 +311,7 @@ def _explore_tab(explorer: Explorer) -> _ExploreTab:
 class _FinetuneTab:
     """The Fine-tune widgets that other tabs drive, and the run's event (to refresh the model lists after it)."""
 
+    device: gr.Markdown          # which device runs train on: filled on page load
     preset: gr.Radio
     lambdas: list[gr.Slider]     # λ_in, λ_out, λ_depth
     start_from: gr.Dropdown
@@ -319,7 +320,7 @@ class _FinetuneTab:
 
 def _finetune_tab(manager: FinetuneManager, defaults: FinetuneParams) -> _FinetuneTab:
     has_depth = manager.has_depth          # False for GTA5: the depth loss is off, and the sliders say so
-    gr.Markdown(device_note(manager.registry.device), elem_classes="gio-help")
+    device_md = gr.Markdown(elem_classes="gio-help")
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320):
             preset_radio = gr.Radio(list(PRESETS), value="Full GIO-Ada", label="Preset",
@@ -387,7 +388,7 @@ def _finetune_tab(manager: FinetuneManager, defaults: FinetuneParams) -> _Finetu
                           show_progress="hidden")
     stop_btn.click(stop, None, progress, api_name="stop", concurrency_id="control", concurrency_limit=None)
     gr.api(status, api_name="finetune_status", concurrency_id="control", concurrency_limit=None)
-    return _FinetuneTab(preset_radio, [lam_input, lam_output, lam_depth], start_from, run)
+    return _FinetuneTab(device_md, preset_radio, [lam_input, lam_output, lam_depth], start_from, run)
 
 
 @dataclass
@@ -607,23 +608,32 @@ def _lab_values(view: LabView, plots: bool = True) -> list[Any]:
     return [lab_html(view), translation_pair(view), view.maps, view.outputs, *curves]
 
 
-def _wire_first_view(demo: gr.Blocks, ex: _ExploreTab, learn: _LearnTab) -> None:
+def _wire_first_view(demo: gr.Blocks, registry: ModelRegistry, scenes_kind: str, hero: gr.HTML, ex: _ExploreTab,
+                     ft: _FinetuneTab, learn: _LearnTab, first_view: gr.events.Dependency) -> None:
     """Images the first view shows are drawn when a page loads, not when the app starts: building the demo
-    renders nothing, so the server answers sooner (the scenes are rendered once, then cached)."""
+    renders nothing, so the server answers sooner (the scenes are rendered once, then cached). The device
+    is named then too: asking for a GPU imports torch, which the app does not wait for before it serves.
+    The Learn tab's diagram (matplotlib) is drawn once ``first_view`` (Explore's first scene) has shown."""
+    def device() -> tuple[str, str]:
+        return hero_html(len(registry.shipped()), scenes_kind, registry.device.type), device_note(registry.device)
+
+    demo.load(device, None, [hero, ft.device], api_name="device")
     demo.load(ex.thumbnails, None, ex.gallery, api_name="scene_gallery", concurrency_id="explore",
               concurrency_limit=EXPLORE_CONCURRENCY)
-    demo.load(_diagram, None, learn.diagram, api_name="diagram")
+    first_view.then(_diagram, None, learn.diagram, api_name="diagram")
 
 
 def _wire_model_lists(demo: gr.Blocks, registry: ModelRegistry, ex: _ExploreTab, ft: _FinetuneTab,
-                      learn: _LearnTab) -> None:
-    """Every model dropdown follows the registry: on load, on Refresh and after a run is saved."""
+                      learn: _LearnTab) -> gr.events.Dependency:
+    """Every model dropdown follows the registry: on load, on Refresh and after a run is saved. Returns the
+    page load's chain (lists, then Explore's first scene and the models' descriptions)."""
     models, lists = [ex.model_a, ex.model_b], [ex.model_a, ex.model_b, ft.start_from, learn.lab_start]
     update = functools.partial(_model_lists, registry)
     ex.refresh.click(update, models, lists, api_name="list_models")
-    demo.load(update, None, lists, api_name="on_load").then(**ex.explore, api_name="explore_initial").then(
-        ex.describe, models, ex.model_info, api_name="describe_initial")
+    first_view = demo.load(update, None, lists, api_name="on_load").then(
+        **ex.explore, api_name="explore_initial").then(ex.describe, models, ex.model_info, api_name="describe_initial")
     ft.run.then(update, models, lists, api_name="refresh_after_run")
+    return first_view
 
 
 def _wire_tour(tabs: gr.Tabs, registry: ModelRegistry, has_depth: bool, ex: _ExploreTab, ft: _FinetuneTab,
@@ -822,8 +832,12 @@ def main(argv: list[str] | None = None) -> None:
         demo = build_demo(args.assets_dir, args.runs_dir, scenes=scenes, data=data)
     except ValueError as e:
         sys.exit(f"error: {e}")
-    launch(demo, host=args.host, port=args.port, share=args.share,
+    launch(demo, host=args.host, port=args.port, share=args.share, prevent_thread_lock=True,
            hosts=[h for h in args.allowed_hosts.split(",") if h.strip()])
+    # Serving: while the browser loads the page, the compute thread imports torch and loads the first view's models.
+    explorer = demo.gioada["explorer"]
+    explorer.preload([k for k in _default_models(explorer.registry.keys()) if k])
+    demo.block_thread()
 
 
 if __name__ == "__main__":

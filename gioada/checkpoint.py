@@ -17,12 +17,11 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors.torch import load_file, save_file
-
 from .config import RunConfig
 
 if TYPE_CHECKING:   # GIOAda imports Lightning: loaded where a model is built
+    import torch
+
     from .module import GIOAda
 
 WEIGHTS, CONFIG, METRICS, RUN_INFO, LOG = "model.safetensors", "config.json", "metrics.json", "run.json", "log.csv"
@@ -58,6 +57,7 @@ def save_run(out_dir: str | Path, model: GIOAda, cfg: RunConfig, *, metrics: dic
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         (tmp / PARTIAL).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+        from safetensors.torch import save_file      # imports torch: only where weights are written or read
         state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
                  for k, v in model.state_dict().items() if not k.startswith("val_")}
         save_file(state, str(tmp / WEIGHTS))
@@ -154,6 +154,7 @@ def load_model(run_dir: str | Path, map_location: str | torch.device = "cpu") ->
 
 def load_weights(model: GIOAda, path: str | Path) -> None:
     """Load a safetensors state dict into ``model``; shapes must match exactly."""
+    from safetensors.torch import load_file
     try:
         state = load_file(str(path))
     except Exception as e:  # safetensors raises its own error types for corrupt/non-safetensors files

@@ -16,13 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-
 from .classes import IGNORE_INDEX, LabelSpace
 from .constants import FAR_DEPTH
 from .data.synthetic import image_to_tensor, tensor_to_image
 from .inference import predicted_classes
+from .lazy import no_grad, torch
 from .lab import FOREGROUND
 from .panels import captioned, confidence_panel, depth_png, depth_with_scale, label_png, strip, upscale
 from .registry import ModelRegistry
@@ -77,6 +75,15 @@ class Explorer:
         self.registry = registry
         self.scenes = scenes or SimScenes()
         self.default_size = default_size
+
+    def preload(self, model_keys: Sequence[str]) -> None:
+        """Load ``model_keys`` before their first use (the first load imports torch and Lightning). A model
+        that cannot load is skipped here: its first use reports why."""
+        for key in model_keys:
+            try:
+                self.registry.load(key)
+            except ValueError:
+                pass
 
     # -- the two entry points ------------------------------------------------------------------------
     def scene(self, model_keys: Sequence[str], index: Any, shift: Any = 1.0) -> ExploreResult:
@@ -162,7 +169,7 @@ _NO_MODEL = ("No trained model is available yet: the shipped models are missing 
              "been saved. Train one in the Fine-tune tab (a couple of minutes on a CPU), then pick it here.")
 
 
-@torch.no_grad()
+@no_grad
 def _view(key: str, description: str, model: GIOAda, source: Sample | None, target: Sample,
           space: LabelSpace) -> ModelView:
     """Run one model on (source, target): T on source / translation / target, both discriminators."""
@@ -185,8 +192,8 @@ def _view(key: str, description: str, model: GIOAda, source: Sample | None, targ
     probs = torch.sigmoid(model.input_discriminator.logits_map(batch))            # n×1×H/8×W/8: D_in runs once
     p_in = probs.mean(dim=(2, 3))[:, 0].tolist()                                  # = input_discriminator(batch)
     p_out = model.output_discriminator(outputs)[:, 0].tolist()
-    map_in = F.interpolate(probs, size=batch.shape[2:], mode="bilinear",            # = confidence_map(batch)
-                           align_corners=False)[:, 0].cpu().numpy()               # n×H×W
+    map_in = torch.nn.functional.interpolate(probs, size=batch.shape[2:], mode="bilinear",   # = confidence_map
+                                             align_corners=False)[:, 0].cpu().numpy()      # n×H×W
     pred = predicted_classes(logits).cpu()
     t = len(names) - 1
 

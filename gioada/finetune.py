@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
-import torch
 
 from .checkpoint import clean_stale_temporaries, save_run
 from .classes import VKITTI10, LabelSpace, get_label_space
@@ -38,6 +37,7 @@ from .config import DataConfig, ModelConfig, RunConfig
 from .data import eval_set, tensor_to_image
 from .data.real import source_has_depth
 from .inference import pick_device, predicted_classes
+from .lazy import no_grad, torch
 from .panels import tile_row
 from .registry import RUN_NAME, RUN_PREFIX, ModelRegistry
 from .serving import ComputeThread
@@ -362,7 +362,7 @@ class _Progress:
         self._live = [v.detach() for v in state.values()]
         self.good_state = {k: v.detach().clone() for k, v in state.items()}
 
-    @torch.no_grad()
+    @no_grad
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: GIOAda, batch: Any, batch_idx: int) -> None:
         # A copy of the weights before each step: if the step diverges, these are the last good ones. Copied
         # into buffers allocated once (a fresh clone of every tensor per step cost 3-10% of a small step).
@@ -406,7 +406,7 @@ def _progress_class() -> type[_Progress]:
     return type("ProgressCallback", (_Progress, Callback), {})
 
 
-@torch.no_grad()
+@no_grad
 def preview(model: GIOAda, image: torch.Tensor, labels: torch.Tensor, depth: torch.Tensor, target: torch.Tensor,
             space: LabelSpace = VKITTI10) -> np.ndarray:
     """The preview strip: source | G(source) | T's segmentation of the target image (a fixed scene)."""

@@ -1,7 +1,7 @@
 """Running trained models: device choice and batched prediction."""
 from __future__ import annotations
 
-import torch
+from .lazy import torch
 
 
 def pick_device(preference: str = "auto") -> torch.device:

@@ -35,13 +35,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
-import torch
 
 from .checkpoint import build_model
 from .classes import get_label_space
 from .config import DataConfig, ModelConfig, RunConfig
 from .data import eval_set, tensor_to_image, train_set
 from .inference import predicted_classes
+from .lazy import no_grad, torch
 from .panels import captioned, confidence_panel, depth_with_scale, upscale
 from .registry import ModelRegistry
 from .serving import ComputeThread
@@ -424,7 +424,7 @@ class Lab:
         """The lab on its fixed held-out scene (forward passes only: no weight changes)."""
         return self.compute(self._view, waiting)
 
-    @torch.no_grad()
+    @no_grad
     def _view(self, waiting: str) -> LabView:
         with self._lock:
             model = self.model

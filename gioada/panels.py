@@ -4,16 +4,18 @@ and the discriminator's confidence panel. Inputs and outputs are H×W×3 uint8 a
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .constants import FAR_DEPTH
 from .data.synthetic import tensor_to_image
 from .classes import LabelSpace
 from .viz import colorize_confidence, colorize_depth, palette
+
+if TYPE_CHECKING:
+    import torch
 
 DISPLAY_WIDTH = 384                      # images are upscaled (nearest) to about this width for display
 

@@ -5,13 +5,12 @@ it lazily; nothing that is not on offer resolves, so no caller can make the app 
 """
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import torch
 
 from .checkpoint import CONFIG, METRICS, WEIGHTS, is_run_dir, load_model, load_run_config, read_json
 from .config import RunConfig
@@ -19,6 +18,8 @@ from .inference import pick_device
 from .pretrained import ASSETS, SHIPPED
 
 if TYPE_CHECKING:   # GIOAda imports Lightning: loaded where a model is built
+    import torch
+
     from .module import GIOAda
 
 RUN_PREFIX = "runs/"                     # registry key of a saved run: "runs/<name>"
@@ -40,11 +41,16 @@ class ModelRegistry:
                 self.assets_dir.resolve() in self.runs_dir.resolve().parents:
             raise ValueError(f"runs_dir={self.runs_dir} lies inside the shipped models' folder {self.assets_dir}: "
                              "choose another folder, so that shipped models can never be overwritten")
-        self.device = pick_device(device) if isinstance(device, str) else device
+        self._device = device
         self._cache: OrderedDict[tuple[str, int], GIOAda] = OrderedDict()
         self._cache_size = cache_size
         self._configs: dict[tuple[str, int], RunConfig] = {}    # (config.json path, mtime) -> its config
         self._lock = threading.Lock()
+
+    @functools.cached_property
+    def device(self) -> torch.device:
+        """Where models run, decided on first use (asking for a GPU imports torch)."""
+        return pick_device(self._device) if isinstance(self._device, str) else self._device
 
     def shipped(self) -> list[str]:
         """Shipped models present on disk, in the ablation's order."""

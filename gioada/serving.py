@@ -239,3 +239,7 @@ class OnComputeThread:
 
     def upload(self, *args: Any, **kwargs: Any) -> Any:
         return self._compute.call(self._explorer.upload, *args, **kwargs)
+
+    def preload(self, *args: Any, **kwargs: Any) -> Future:
+        """Queue :meth:`Explorer.preload` on the compute thread, and return at once."""
+        return self._compute.submit(self._explorer.preload, *args, **kwargs)

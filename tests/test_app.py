@@ -10,6 +10,8 @@ import json
 import math
 import pickle
 import struct
+import subprocess
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -389,6 +391,28 @@ def test_first_view_is_drawn_on_load_not_at_build(served):
     gallery = client.predict(api_name="/scene_gallery")
     assert len(gallery) == app.GALLERY_SCENES and all(Path(item["image"]).is_file() for item in gallery)
     assert Image.open(client.predict(api_name="/diagram")).size[0] > 400
+
+
+def test_building_the_app_does_not_import_torch(tmp_path):
+    """The server answers before torch has loaded (a fast start): importing the app and building it leave
+    torch unimported, in a fresh interpreter; the first look at the device imports it."""
+    script = ("import sys, app\n"
+              f"demo = app.build_demo(runs_dir={str(tmp_path)!r})\n"
+              "print('torch' in sys.modules, 'pytorch_lightning' in sys.modules)\n"
+              "demo.gioada['registry'].device\n"
+              "print('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=Path(app.__file__).parent, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False", "False", "True"]
+
+
+def test_device_is_named_on_page_load(served):
+    demo, client = served
+    hero, note = client.predict(api_name="/device")
+    device = "GPU" if torch.cuda.is_available() else "CPU"
+    assert f'"gio-pill">{device}<' in hero and "shipped models installed" in hero
+    assert note.startswith(f"**Device: {device}**")
 
 
 def test_diagram_greys_out_switched_off_parts():

@@ -195,11 +195,12 @@ _KILLED_SAVE = textwrap.dedent("""
     from gioada import DataConfig, ModelConfig, RunConfig
     cfg = RunConfig(model=ModelConfig(task_width=8, transform_width=8, disc_width=8), data=DataConfig())
     model = ck.build_model(cfg)
-    real_save = ck.save_file
+    import safetensors.torch as st                # save_run imports save_file from here when it saves
+    real_save = st.save_file
     def save_then_die(state, path):
         real_save(state, path)
         os.kill(os.getpid(), signal.SIGKILL)      # killed while the run is being saved
-    ck.save_file = save_then_die
+    st.save_file = save_then_die
     ck.save_run(sys.argv[1], model, cfg)
 """)
 

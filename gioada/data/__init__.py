@@ -1,12 +1,15 @@
 """Data: the built-in simulator's datasets, datasets on disk, and the LightningDataModule over both."""
 from __future__ import annotations
 
-from torch.utils.data import Dataset
+from typing import TYPE_CHECKING
 
 from ..config import DataConfig
 from ..sim import Shift
 from .synthetic import (HELD_OUT_BASE, SimEvalSet, SimTrainSet, eval_scene_seed, image_to_tensor,
                         sample_to_tensors, tensor_to_image, train_scene_seed)
+
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
 
 
 def sim_shift(cfg: DataConfig) -> Shift:

@@ -24,6 +24,8 @@ and the layouts each accepts ``LAYOUTS`` (docs/datasets.md shows each as a folde
   no depth mixed across object boundaries), all over one window of the frame with the output's aspect
   ratio: the centre window for evaluation, a random one, seeded by (seed, index), for training, which
   then serves a random ``crop`` of the frame at that size.
+
+The datasets are map-style, as in ``gioada.data.synthetic`` (no torch base class).
 """
 from __future__ import annotations
 
@@ -34,13 +36,12 @@ from pathlib import Path
 from typing import Mapping, NamedTuple
 
 import numpy as np
-import torch
 from PIL import Image
-from torch.utils.data import Dataset, Subset
 
 from ..classes import IGNORE_INDEX, LabelSpace, get_label_space
 from .mappings import (CITYSCAPES_IDS, SYNTHIA_IDS, VKITTI2_COLOURS, VKITTI_CATEGORIES, colour_table, id_lut,
                        lookup_colours)
+from ..lazy import torch
 from .synthetic import image_to_tensor
 
 SPLITS = ("train", "val", "test")
@@ -146,7 +147,7 @@ def open_dataset(spec: str, label_space: str, split: str, size: tuple[int, int],
     return FolderDataset(kind, root, get_label_space(label_space), split, size, train, seed, crop)
 
 
-class FolderDataset(Dataset):
+class FolderDataset:
     """Item i: ``(image 3×H×W in [-1, 1], labels H×W int64, depth 1×H×W metres)`` of ``files[i]``:
     the frame resized to the native ``size``, or in training a ``crop`` of it (then H×W is the crop)."""
 
@@ -299,7 +300,7 @@ class FolderDataset(Dataset):
         return nearest(depth, window, self.out_size).astype(np.float32) * np.float32(CENTIMETRE)
 
 
-class PairedTrainSet(Dataset):
+class PairedTrainSet:
     """Item i: ``(real 3×H×W, fake 3×H×W, labels H×W, depth 1×H×W)``: a target image, and an unrelated
     labelled source image with its labels and depth, both cropped at random.
 
@@ -326,14 +327,14 @@ class PairedTrainSet(Dataset):
         return real, fake, labels, depth
 
 
-def as_eval_set(ds: FolderDataset, n: int) -> Dataset:
+def as_eval_set(ds: FolderDataset, n: int) -> torch.utils.data.Subset:
     """``n`` labelled items ``(image, labels, depth)`` spread evenly over ``ds`` (all of it when smaller),
     so a few items still cover every sequence."""
     if not ds.has_labels:
         raise ValueError(f"{ds.kind} at {ds.root} has no label files for split {ds.split!r}, and evaluation "
                          f"needs them. Expected the {ds.expected_layout()}")
     picks = np.unique(np.linspace(0, len(ds) - 1, min(n, len(ds))).round().astype(int))
-    return Subset(ds, picks.tolist())
+    return torch.utils.data.Subset(ds, picks.tolist())
 
 
 # -- file formats --------------------------------------------------------------------------------------

@@ -4,13 +4,14 @@ Scene seeds: training scenes are drawn from ``[0, 2^31)`` by hashing (run seed, 
 scenes lie above, so none is ever a training scene. They come in two disjoint splits: *validation* scenes
 (``2^31 + index``), watched while training and by any tuning run, and *test* scenes (``2^31 + 2^30 + index``),
 used only to evaluate: the README's figures, ``evaluate`` and Explore's gallery.
+
+The datasets are map-style (``__len__`` and ``__getitem__``), which is all a ``DataLoader`` asks; they do not
+subclass torch's ``Dataset``, so that importing them does not import torch (see ``gioada.lazy``).
 """
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
-
+from ..lazy import torch
 from ..sim import Sample, Shift, render
 
 HELD_OUT_BASE = 2**31
@@ -52,7 +53,7 @@ def random_crop(rng: np.random.Generator, crop: tuple[int, int], *tensors: torch
     return [t[..., y:y + ch, x:x + cw] for t in tensors]
 
 
-class SimTrainSet(Dataset):
+class SimTrainSet:
     """Item i: ``(real 3×h×w, fake 3×h×w, labels h×w, depths 1×h×w)``, random ``crop`` (h, w) windows of
     scenes rendered at the native H×W (the whole frame when ``crop`` is None).
 
@@ -79,7 +80,7 @@ class SimTrainSet(Dataset):
         return (real, *random_crop(crops, self.crop, *sample_to_tensors(labelled)))
 
 
-class SimEvalSet(Dataset):
+class SimEvalSet:
     """Held-out scenes of one split in one domain: item i is ``(image 3×H×W, labels H×W, depth 1×H×W)``."""
 
     def __init__(self, length: int, height: int, width: int, shift: Shift, domain: str = "target",
