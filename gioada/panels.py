@@ -3,6 +3,7 @@ and the discriminator's confidence panel. Inputs and outputs are H×W×3 uint8 a
 """
 from __future__ import annotations
 
+import functools
 import io
 from typing import TYPE_CHECKING, Sequence
 
@@ -21,16 +22,29 @@ DISPLAY_WIDTH = 384                      # images are upscaled (nearest) to abou
 
 
 
+# Text is the slowest part of drawing a panel (PIL renders each string's glyphs, about 0.4 ms each), and most
+# of it repeats from click to click: fonts, caption bands and the colour keys are drawn once and cached.
+@functools.lru_cache(maxsize=None)
 def font(size: int) -> ImageFont.ImageFont:
     """PIL's bundled font at ``size`` px (no system fonts needed)."""
     return ImageFont.load_default(size=size)
 
 
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False            # cached: shared by every caller
+    return a
+
+
+@functools.lru_cache(maxsize=256)
+def _caption_band(width: int, text: str) -> np.ndarray:
+    band = Image.new("RGB", (width, 26), (255, 255, 255))
+    ImageDraw.Draw(band).text((4, 4), text, fill=(30, 34, 48), font=font(16))
+    return _frozen(np.asarray(band))
+
+
 def captioned(image: np.ndarray, text: str) -> np.ndarray:
     """``image`` with a white caption band on top (the app shows images without separate labels)."""
-    band = Image.new("RGB", (image.shape[1], 26), (255, 255, 255))
-    ImageDraw.Draw(band).text((4, 4), text, fill=(30, 34, 48), font=font(16))
-    return np.concatenate([np.asarray(band), image], axis=0)
+    return np.concatenate([_caption_band(image.shape[1], text), image], axis=0)
 
 
 def label_box(image: Image.Image, text: str, size: int = 13) -> Image.Image:
@@ -64,7 +78,12 @@ def upscale(image: np.ndarray, scale: int | None = None) -> np.ndarray:
 def depth_with_scale(depth: np.ndarray, max_depth: float = FAR_DEPTH) -> np.ndarray:
     """Depth H×W metres -> a coloured image with a log-scale bar (in metres) underneath."""
     image = upscale(colorize_depth(depth, max_depth))
-    w = image.shape[1]
+    return np.concatenate([image, _depth_scale(image.shape[1], max_depth)], axis=0)
+
+
+@functools.lru_cache(maxsize=16)
+def _depth_scale(w: int, max_depth: float) -> np.ndarray:
+    """The log-scale bar of :func:`depth_with_scale`, ``w`` pixels wide, 32 high."""
     ticks = [d for d in (1, 2, 5, 10, 20, 40, 80, 160) if d <= max_depth]
     t = np.linspace(0, 1, w)
     bar = colorize_depth(np.exp(t * np.log(max_depth))[None].repeat(10, 0), max_depth)
@@ -77,7 +96,7 @@ def depth_with_scale(depth: np.ndarray, max_depth: float = FAR_DEPTH) -> np.ndar
         label = f"{d} m" if d == ticks[-1] else str(d)
         tw = draw.textlength(label, font=f)
         draw.text((min(max(0, x - tw / 2), w - tw), 16), label, fill=(40, 40, 40), font=f)
-    return np.concatenate([image, np.asarray(strip)], axis=0)
+    return _frozen(np.asarray(strip))
 
 
 def confidence_panel(tiles: Sequence[tuple[np.ndarray, torch.Tensor, str]]) -> np.ndarray:
@@ -91,7 +110,16 @@ def confidence_panel(tiles: Sequence[tuple[np.ndarray, torch.Tensor, str]]) -> n
         grey = tensor_to_image(image).mean(axis=2, keepdims=True)
         blend = (0.35 * grey + 0.65 * colorize_confidence(prob)).round().astype(np.uint8)
         rows.append(np.asarray(label_box(Image.fromarray(upscale(blend)), caption, 14)))
-    w = rows[0].shape[1]
+    gap = np.full((4, rows[0].shape[1], 3), 255, np.uint8)
+    out = []
+    for r in rows:
+        out += [r, gap]
+    return np.concatenate(out + [_confidence_key(rows[0].shape[1])], axis=0)
+
+
+@functools.lru_cache(maxsize=16)
+def _confidence_key(w: int) -> np.ndarray:
+    """The fake / chance / real key under :func:`confidence_panel`, ``w`` pixels wide."""
     key = Image.new("RGB", (w, 30), (255, 255, 255))
     key.paste(Image.fromarray(colorize_confidence(np.linspace(0, 1, w)[None].repeat(10, 0))), (0, 2))
     draw, f = ImageDraw.Draw(key), font(13)
@@ -100,11 +128,7 @@ def confidence_panel(tiles: Sequence[tuple[np.ndarray, torch.Tensor, str]]) -> n
     label = "50% = chance"
     draw.text((w // 2 - draw.textlength(label, font=f) / 2, 14), label, fill=(0, 0, 0), font=f)
     draw.text((w - draw.textlength("real (100%)", font=f) - 2, 14), "real (100%)", fill=(40, 40, 40), font=f)
-    gap = np.full((4, w, 3), 255, np.uint8)
-    out = []
-    for r in rows:
-        out += [r, gap]
-    return np.concatenate(out + [np.asarray(key)], axis=0)
+    return _frozen(np.asarray(key))
 
 
 def strip(tiles: Sequence[tuple[np.ndarray, str]], gap: int = 6) -> np.ndarray:

@@ -1,6 +1,8 @@
 """Pictures: label colours, depth colour maps, overlays, legends and figure grids."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .classes import IGNORE_INDEX, VKITTI10, LabelSpace
@@ -30,9 +32,13 @@ def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.55, space: L
     return np.where(keep, image, mix).round().astype(np.uint8)
 
 
+@functools.lru_cache(maxsize=None)
 def _cmap(name: str) -> np.ndarray:
+    """Matplotlib's colour map ``name`` as a 256×3 uint8 lookup (built once)."""
     import matplotlib
-    return (matplotlib.colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
+    lut = (matplotlib.colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
+    lut.flags.writeable = False
+    return lut
 
 
 def colorize_depth(depth: np.ndarray, max_depth: float = FAR_DEPTH, cmap: str = "magma_r") -> np.ndarray:
