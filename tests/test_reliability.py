@@ -384,7 +384,8 @@ def test_a_burst_of_explorers_takes_turns_with_the_training_steps():
             log("step-")
             compute.end_step()
 
-    run = compute.submit(train, 60)
+    steps = 12 * (1 + int(CALL_WEIGHT))       # enough for all 8 explorers to be served while it runs
+    run = compute.submit(train, steps)
     time.sleep(0.01)
     explorers = [threading.Thread(target=compute.call, args=(explore,)) for _ in range(8)]
     for t in explorers:
@@ -393,7 +394,8 @@ def test_a_burst_of_explorers_takes_turns_with_the_training_steps():
     for t in explorers:
         t.join(timeout=30)
     starts = [e for e in events if e.endswith("+")]
-    assert starts.count("explore+") == 8 and starts.count("step+") == 60     # every explorer served in the run
+    assert starts.count("explore+") == 8 and starts.count("step+") == steps  # every explorer served in the run
+    assert starts[-1] == "step+"                                              # ... before it ended
     assert all(events[i][:-1] == events[i + 1][:-1] for i in range(0, len(events), 2))   # nothing overlaps
     first, last = starts.index("explore+"), len(starts) - 1 - starts[::-1].index("explore+")
     during = starts[first:last + 1]
