@@ -156,29 +156,116 @@ def evaluation_spread(run: str | Path, scenes: int = 500, resamples: int = 1000,
     import numpy as np
 
     from .checkpoint import load_model, load_run_config
-    from .classes import IGNORE_INDEX
     from .data import eval_set
 
     model, cfg = load_model(run), load_run_config(run)
     k = model.hparams.num_classes
-    per_scene = np.zeros((scenes, k, k), dtype=np.int64)          # confusion matrix of each scene
     test = eval_set(cfg.data, "target", scenes)
-    for i in range(len(test)):
-        image, labels, _ = test[i]
-        pred = predicted_classes(model(image[None])[0])[0]
-        valid = labels != IGNORE_INDEX
-        per_scene[i] = np.bincount((labels[valid] * k + pred[valid]).numpy(), minlength=k * k).reshape(k, k)
-
-    def miou(conf: np.ndarray) -> float:
-        inter, union = np.diag(conf), conf.sum(0) + conf.sum(1) - np.diag(conf)
-        return float(100 * np.mean(inter[union > 0] / union[union > 0]))
-
+    per_scene = np.stack([_confusion(model(image[None])[0][0], labels, k) for image, labels, _ in
+                          (test[i] for i in range(len(test)))])                 # scenes×K×K
     rng = np.random.default_rng(seed)
-    boot = [miou(per_scene[rng.integers(0, scenes, scenes)].sum(0)) for _ in range(resamples)]
-    return {"miou": miou(per_scene.sum(0)), "bootstrap_std": float(np.std(boot, ddof=1)), "scenes": scenes}
+    boot = [_miou(per_scene[rng.integers(0, scenes, scenes)].sum(0)) for _ in range(resamples)]
+    return {"miou": _miou(per_scene.sum(0)), "bootstrap_std": float(np.std(boot, ddof=1)), "scenes": scenes}
+
+
+def _confusion(logits: torch.Tensor, labels: torch.Tensor, k: int) -> Any:
+    """K×K confusion counts (rows: truth, columns: prediction) of logits K×H×W against labels H×W."""
+    import numpy as np
+
+    from .classes import IGNORE_INDEX
+    pred = predicted_classes(logits[None])[0]
+    valid = labels != IGNORE_INDEX
+    return np.bincount((labels[valid] * k + pred[valid]).numpy(), minlength=k * k).reshape(k, k)
+
+
+def _miou(conf: Any) -> float:
+    """mIoU (%) of a pooled confusion matrix, over the classes present in the truth or the prediction."""
+    import numpy as np
+    inter, union = np.diag(conf), conf.sum(0) + conf.sum(1) - np.diag(conf)
+    return float(100 * np.mean(inter[union > 0] / union[union > 0]))
+
+
+@torch.no_grad()
+def translation_check(run: str | Path, scenes: int = 48) -> dict[str, Any]:
+    """Does G carry source images toward the target domain, or does it paint by label?
+
+    The simulator renders each held-out test scene in both domains, so G(source) can be compared with the
+    target rendering of the very same scene: ``source_to_target`` and ``translated_to_target`` are mean
+    absolute pixel differences (images in [-1, 1]). ``miou_translated`` is T's mIoU on G(source) (source
+    labels), ``miou_target`` on the target rendering: T far better on the first than on the second has
+    learned the translation's colours rather than the target domain. G's noise is drawn with seed 0.
+    """
+    import numpy as np
+
+    from .checkpoint import load_model, load_run_config
+    from .data import eval_set
+
+    model, cfg = load_model(run), load_run_config(run)
+    k = model.hparams.num_classes
+    source, target = eval_set(cfg.data, "source", scenes), eval_set(cfg.data, "target", scenes)
+    gap, moved = [], []
+    conf_translated, conf_target = np.zeros((k, k), np.int64), np.zeros((k, k), np.int64)
+    for i in range(len(source)):
+        (x_s, y_s, d_s), (x_t, y_t, _) = source[i], target[i]
+        translated = model.translate(x_s[None], y_s[None], d_s[None], seed=0)             # 1×3×H×W
+        gap.append((x_s - x_t).abs().mean().item())
+        moved.append((translated[0] - x_t).abs().mean().item())
+        logits, _ = model(torch.cat([translated, x_t[None]]))                              # 2×K×H×W
+        conf_translated += _confusion(logits[0], y_s, k)
+        conf_target += _confusion(logits[1], y_t, k)
+    return {"source_to_target": float(np.mean(gap)), "translated_to_target": float(np.mean(moved)),
+            "miou_translated": _miou(conf_translated), "miou_target": _miou(conf_target), "scenes": len(source)}
+
+
+def adapts_input(run: str | Path) -> bool:
+    """Whether the run trained G (λ_in > 0): the rows :func:`translation_check` is about."""
+    from .checkpoint import load_run_config
+    return load_run_config(run).model.lam_input > 0
+
+
+@torch.no_grad()
+def translation_figure(out: str | Path, row: str, scene: int = 3) -> Any:
+    """Held-out test scene ``scene``: its source rendering, G(source) of each finished seed of ``row``, and
+    its target rendering, captioned and stacked (H'×W×3 uint8)."""
+    import numpy as np
+
+    from .checkpoint import load_model, load_run_config
+    from .data import eval_set, tensor_to_image
+    from .panels import captioned
+
+    runs = sorted((p for p in Path(out, row).glob("seed*") if p.is_dir() and (p / METRICS).is_file()),
+                  key=lambda p: int(p.name[4:]))
+    if not runs:
+        raise ValueError(f"no finished run of {row!r} in {out}")
+    data = load_run_config(runs[0]).data
+    x_s, y_s, d_s = eval_set(data, "source", scene + 1)[scene]
+    x_t = eval_set(data, "target", scene + 1)[scene][0]
+    panels = [captioned(tensor_to_image(x_s), f"test scene {scene}: source rendering")]
+    for p in runs:
+        translated = load_model(p).translate(x_s[None], y_s[None], d_s[None], seed=0)[0]
+        panels.append(captioned(tensor_to_image(translated), f"G(source), {row} {p.name}"))
+    panels.append(captioned(tensor_to_image(x_t), "target rendering of the same scene (what G should produce)"))
+    return np.concatenate(panels, axis=0)
 
 
 RECORDS = (CONFIG, METRICS, RUN_INFO, LOG)   # what is kept of each run (weights are not)
+
+
+def write_translations(out: str | Path, docs: str | Path, scenes: int = 48) -> dict[str, Any]:
+    """``DOCS/ablation/translations.json`` (:func:`translation_check` of every finished run that trained G)
+    and ``translations.jpg`` (:func:`translation_figure` of ``gioada``). Needs the runs' weights."""
+    from PIL import Image
+
+    checks: dict[str, Any] = {}
+    for row in ROWS:
+        for p in sorted(Path(out, row).glob("seed*"), key=lambda p: p.name):
+            if p.is_dir() and (p / METRICS).is_file() and adapts_input(p):
+                checks.setdefault(row, {})[p.name] = translation_check(p, scenes)
+    dest = Path(docs, "ablation")
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "translations.json").write_text(json.dumps(checks, indent=1) + "\n")
+    Image.fromarray(translation_figure(out, "gioada")).save(dest / "translations.jpg", quality=90)
+    return checks
 
 
 def write_summary(out: str | Path, docs: str | Path) -> dict[str, Any]:

@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--jobs", type=int, default=1, help="runs trained at once")
     ab.add_argument("--threads", type=int, default=1, help="torch threads per run")
     ab.add_argument("--summary", help="write DIR/ablation.json and ablation.md from the finished runs, train nothing")
+    ab.add_argument("--translations", metavar="DIR", help="check every finished run's G against the target rendering "
+                    "of the same scenes: DIR/ablation/translations.json and .jpg (needs the weights), train nothing")
     ab.add_argument("extra", nargs=argparse.REMAINDER, help="after --: train flags added to every run")
     rep = sub.add_parser("report", help="evaluate the shipped models; write the README's table and figures")
     rep.add_argument("--out", default="docs")
@@ -132,7 +134,15 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 
 def cmd_ablation(a: argparse.Namespace) -> int:
-    from .ablation import ROWS, SEEDS, markdown, train_all, write_summary
+    from .ablation import ROWS, SEEDS, markdown, train_all, write_summary, write_translations
+    if a.translations:
+        for row, seeds in write_translations(a.out, a.translations).items():
+            for seed, c in seeds.items():
+                print(f"{row} {seed}: |G(source) - target| {c['translated_to_target']:.3f} (source: "
+                      f"{c['source_to_target']:.3f}); T's mIoU on G(source) {c['miou_translated']:.1f}, "
+                      f"on the target {c['miou_target']:.1f}")
+        print(f"wrote {a.translations}/ablation/translations.json and translations.jpg")
+        return 0
     if a.summary:
         print(markdown(write_summary(a.out, a.summary)))
         print(f"wrote {a.summary}/ablation.json and ablation.md")

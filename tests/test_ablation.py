@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from gioada.ablation import ROWS, SHIPPED_ROWS, command, evaluation_spread, pending, run_dir, set_aside, summarise
+from gioada.ablation import (ROWS, SHIPPED_ROWS, adapts_input, command, evaluation_spread, pending, run_dir, set_aside,
+                             summarise, translation_check, translation_figure)
 from gioada.checkpoint import load_model, load_run_config
 from gioada.cli import build_parser, main, train_config
 from gioada.evaluate import evaluate
@@ -83,3 +84,22 @@ def test_evaluation_spread_reproduces_the_mIoU_and_measures_scene_noise(tmp_path
     assert spread["miou"] == pytest.approx(evaluate(load_model(out), load_run_config(out).data, "target", 6)["miou"],
                                            abs=1e-4)
     assert spread["bootstrap_std"] > 0 and spread["scenes"] == 6
+
+
+def test_translation_check_compares_G_with_the_target_rendering_of_the_same_scene(tmp_path):
+    """Without input-level adaptation G is bypassed: G(source) is the source, so it is exactly as far from the
+    target rendering as the source, and T's mIoU on it is its mIoU on the source domain."""
+    out = tmp_path / "ablation" / "source-only" / "seed0"
+    assert main(["train", "--out", str(out), "--steps", "2", "--val-every", "2", "--height", "32", "--width", "96",
+                 "--batch-size", "2", "--task-width", "8", "--transform-width", "8", "--disc-width", "8",
+                 "--lam-input", "0", "--lam-output", "0", "--val-scenes", "2", "--eval-scenes", "2",
+                 "--device", "cpu"]) == 0
+    check = translation_check(out, scenes=4)
+    data = load_run_config(out).data
+    assert not adapts_input(out) and check["scenes"] == 4
+    assert check["translated_to_target"] == pytest.approx(check["source_to_target"]) and check["source_to_target"] > 0.05
+    model = load_model(out)
+    assert check["miou_translated"] == pytest.approx(evaluate(model, data, "source", 4)["miou"], abs=1e-3)
+    assert check["miou_target"] == pytest.approx(evaluate(model, data, "target", 4)["miou"], abs=1e-3)
+    figure = translation_figure(tmp_path / "ablation", "source-only", scene=1)
+    assert figure.shape[1:] == (96, 3) and figure.shape[0] == 3 * (32 + 26)      # source, seed 0's G, target
