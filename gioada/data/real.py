@@ -39,9 +39,9 @@ import numpy as np
 from PIL import Image
 
 from ..classes import IGNORE_INDEX, LabelSpace, get_label_space
+from ..lazy import torch
 from .mappings import (CITYSCAPES_IDS, SYNTHIA_IDS, VKITTI2_COLOURS, VKITTI_CATEGORIES, colour_table, id_lut,
                        lookup_colours)
-from ..lazy import torch
 from .synthetic import image_to_tensor
 
 SPLITS = ("train", "val", "test")
