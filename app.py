@@ -198,7 +198,7 @@ def build_demo(assets_dir: str | Path = ASSETS, runs_dir: str | Path = "runs", *
             with gr.Tab("Learn", id="learn"):
                 learn = _learn_tab(manager, data, defaults)
         first_view = _wire_model_lists(demo, registry, ex, ft, learn)
-        _wire_first_view(demo, registry, explorer.scenes.kind, hero, ex, ft, learn, first_view)
+        _wire_first_view(demo, registry, compute, explorer.scenes.kind, hero, ex, ft, learn, first_view)
         _wire_tour(tabs, registry, manager.has_depth, ex, ft, learn)
 
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=2)
@@ -608,14 +608,17 @@ def _lab_values(view: LabView, plots: bool = True) -> list[Any]:
     return [lab_html(view), translation_pair(view), view.maps, view.outputs, *curves]
 
 
-def _wire_first_view(demo: gr.Blocks, registry: ModelRegistry, scenes_kind: str, hero: gr.HTML, ex: _ExploreTab,
-                     ft: _FinetuneTab, learn: _LearnTab, first_view: gr.events.Dependency) -> None:
+def _wire_first_view(demo: gr.Blocks, registry: ModelRegistry, compute: ComputeThread, scenes_kind: str,
+                     hero: gr.HTML, ex: _ExploreTab, ft: _FinetuneTab, learn: _LearnTab,
+                     first_view: gr.events.Dependency) -> None:
     """Images the first view shows are drawn when a page loads, not when the app starts: building the demo
     renders nothing, so the server answers sooner (the scenes are rendered once, then cached). The device
-    is named then too: asking for a GPU imports torch, which the app does not wait for before it serves.
+    is named then too: asking for a GPU imports torch (on the compute thread, where the first view's models
+    load), which the app does not wait for before it serves.
     The Learn tab's diagram (matplotlib) is drawn once ``first_view`` (Explore's first scene) has shown."""
     def device() -> tuple[str, str]:
-        return hero_html(len(registry.shipped()), scenes_kind, registry.device.type), device_note(registry.device)
+        found = compute.call(lambda: registry.device)
+        return hero_html(len(registry.shipped()), scenes_kind, found.type), device_note(found)
 
     demo.load(device, None, [hero, ft.device], api_name="device")
     demo.load(ex.thumbnails, None, ex.gallery, api_name="scene_gallery", concurrency_id="explore",

@@ -22,8 +22,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 class LazyModule(types.ModuleType):
     """Stands for the module named ``name`` and imports it on the first attribute read."""
 
-    def __getattr__(self, attr: str) -> Any:      # called only for names the stand-in lacks: all of them
-        return getattr(importlib.import_module(self.__name__), attr)
+    def __getattr__(self, attr: str) -> Any:      # called only for names the stand-in does not hold yet
+        value = getattr(importlib.import_module(self.__name__), attr)
+        setattr(self, attr, value)                # read once: later reads are plain attribute reads
+        return value
 
 
 if TYPE_CHECKING:

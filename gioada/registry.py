@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from .checkpoint import CONFIG, METRICS, WEIGHTS, is_run_dir, load_model, load_run_config, read_json
 from .config import RunConfig
-from .inference import pick_device
+from .inference import check_device, pick_device
 from .pretrained import ASSETS, SHIPPED
 
 if TYPE_CHECKING:   # GIOAda imports Lightning: loaded where a model is built
@@ -41,7 +41,7 @@ class ModelRegistry:
                 self.assets_dir.resolve() in self.runs_dir.resolve().parents:
             raise ValueError(f"runs_dir={self.runs_dir} lies inside the shipped models' folder {self.assets_dir}: "
                              "choose another folder, so that shipped models can never be overwritten")
-        self._device = device
+        self._device = check_device(device) if isinstance(device, str) else device
         self._cache: OrderedDict[tuple[str, int], GIOAda] = OrderedDict()
         self._cache_size = cache_size
         self._configs: dict[tuple[str, int], RunConfig] = {}    # (config.json path, mtime) -> its config

@@ -99,7 +99,7 @@ def scrub_paths(text: str) -> str:
     return _ABSOLUTE_PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
 
 
-CALL_WEIGHT = 8.0       # a call's seconds count this much against a run's steps: the run keeps ~90% of the thread
+CALL_WEIGHT = 8.0       # a call's seconds count this much against a run's steps: while calls wait, they get ~1/9 of the thread
 # bench/bench_load.py (16 clients at once): weight 3 kept 41-46% of the run's idle speed, 6 kept 50%, 8 keeps
 # 55-56%; the burst's median latency goes from 7 s to 9.5 s. A lone click still runs at the next step (banked credit).
 MAX_CREDIT = 1.0        # seconds of calls a run banks while nobody waits (a burst then starts at the balance)

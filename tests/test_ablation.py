@@ -101,5 +101,8 @@ def test_translation_check_compares_G_with_the_target_rendering_of_the_same_scen
     model = load_model(out)
     assert check["miou_translated"] == pytest.approx(evaluate(model, data, "source", 4)["miou"], abs=1e-3)
     assert check["miou_target"] == pytest.approx(evaluate(model, data, "target", 4)["miou"], abs=1e-3)
+    # The label-swap control: a bypassed G ignores the labels it is given, so T sees the scene's own image.
+    assert check["swapped_follows_scene"] == pytest.approx(check["miou_translated"])
+    assert 0 < check["labels_overlap"] < 100
     figure = translation_figure(tmp_path / "ablation", "source-only", scene=1)
     assert figure.shape[1:] == (96, 3) and figure.shape[0] == 3 * (32 + 26)      # source, seed 0's G, target

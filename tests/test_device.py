@@ -60,6 +60,15 @@ def test_device_choice():
             pick_device("gpu")
 
 
+def test_an_unknown_device_is_refused_when_the_registry_is_built(tmp_path):
+    """The registry decides its device on first use, but a misspelt one is refused at once."""
+    from gioada.registry import ModelRegistry
+    with pytest.raises(ValueError, match="device='gpu0' is invalid: use auto, cpu or gpu"):
+        ModelRegistry(tmp_path / "assets", tmp_path / "runs", device="gpu0")
+    with pytest.raises(ValueError, match="device='gpu0' is invalid"):
+        pick_device("gpu0")
+
+
 def test_batches_are_pinned_for_a_device_only_when_there_is_one():
     loader = GIOAdaDataModule(DataConfig(height=32, width=96, crop_height=32, crop_width=64), steps=1).train_dataloader()
     assert loader.pin_memory == torch.cuda.is_available()

@@ -1,7 +1,7 @@
 """Data: the built-in simulator's datasets, datasets on disk, and the LightningDataModule over both."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ..config import DataConfig
 from ..sim import Shift
@@ -9,7 +9,16 @@ from .synthetic import (HELD_OUT_BASE, SimEvalSet, SimTrainSet, eval_scene_seed,
                         sample_to_tensors, tensor_to_image, train_scene_seed)
 
 if TYPE_CHECKING:
-    from torch.utils.data import Dataset
+    import torch
+
+
+class MapDataset(Protocol):
+    """What a ``DataLoader`` needs of a map-style dataset (the datasets here do not subclass torch's ``Dataset``,
+    so that importing them does not import torch)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]: ...
 
 
 def sim_shift(cfg: DataConfig) -> Shift:
@@ -17,7 +26,7 @@ def sim_shift(cfg: DataConfig) -> Shift:
     return Shift(strength=cfg.shift).without(*cfg.shift_off)
 
 
-def eval_set(cfg: DataConfig, domain: str = "target", length: int | None = None, split: str = "test") -> Dataset:
+def eval_set(cfg: DataConfig, domain: str = "target", length: int | None = None, split: str = "test") -> MapDataset:
     """Held-out labelled scenes of ``domain`` ("source" or "target"): items ``(image, labels, depth)``.
 
     ``split``: "test" (final numbers, never watched during training) or the disjoint "val" (watched while
@@ -34,7 +43,7 @@ def eval_set(cfg: DataConfig, domain: str = "target", length: int | None = None,
     return as_eval_set(open_dataset(spec, cfg.label_space, split, size=(cfg.height, cfg.width), train=False), n)
 
 
-def train_set(cfg: DataConfig, length: int, seed: int) -> Dataset:
+def train_set(cfg: DataConfig, length: int, seed: int) -> MapDataset:
     """``length`` training items ``(real, fake, labels, depths)``: ``cfg.crop`` windows of native frames."""
     if cfg.source == "sim" and cfg.target == "sim":
         return SimTrainSet(length, cfg.height, cfg.width, sim_shift(cfg), seed, oracle=cfg.oracle, crop=cfg.crop)
@@ -56,5 +65,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["HELD_OUT_BASE", "GIOAdaDataModule", "SimEvalSet", "SimTrainSet", "eval_scene_seed", "eval_set",
+__all__ = ["HELD_OUT_BASE", "GIOAdaDataModule", "MapDataset", "SimEvalSet", "SimTrainSet", "eval_scene_seed", "eval_set",
            "image_to_tensor", "sample_to_tensors", "sim_shift", "tensor_to_image", "train_scene_seed", "train_set"]
