@@ -140,7 +140,9 @@ def cmd_ablation(a: argparse.Namespace) -> int:
             for seed, c in seeds.items():
                 print(f"{row} {seed}: |G(source) - target| {c['translated_to_target']:.3f} (source: "
                       f"{c['source_to_target']:.3f}); T's mIoU on G(source) {c['miou_translated']:.1f}, "
-                      f"on the target {c['miou_target']:.1f}")
+                      f"on the target {c['miou_target']:.1f}; G given another scene's labels: T follows those "
+                      f"labels {c['swapped_follows_labels']:.1f}, the scene {c['swapped_follows_scene']:.1f} "
+                      f"(the two label maps agree {c['labels_overlap']:.1f})")
         print(f"wrote {a.translations}/ablation/translations.json and translations.jpg")
         return 0
     if a.summary:
