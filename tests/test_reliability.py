@@ -400,7 +400,9 @@ def test_a_burst_of_explorers_takes_turns_with_the_training_steps():
     first, last = starts.index("explore+"), len(starts) - 1 - starts[::-1].index("explore+")
     during = starts[first:last + 1]
     assert "explore+explore+" not in "".join(during)                        # one explorer per step at most
-    assert during.count("step+") >= (CALL_WEIGHT - 1) * during.count("explore+")
+    # Between two explorers the run takes about CALL_WEIGHT steps (the same 20 ms each); half of that, to
+    # leave room for a loaded machine's timing, still tells a weighted turn from one step per explorer.
+    assert during.count("step+") >= CALL_WEIGHT / 2 * (during.count("explore+") - 1)
 
 
 _OPENMP_TEAMS = """
