@@ -161,32 +161,16 @@ def evaluation_spread(run: str | Path, scenes: int = 500, resamples: int = 1000,
 
     from .checkpoint import load_model, load_run_config
     from .data import eval_set
+    from .metrics import confusion, miou_of
 
     model, cfg = load_model(run), load_run_config(run)
     k = model.hparams.num_classes
     test = eval_set(cfg.data, "target", scenes)
-    per_scene = np.stack([_confusion(model(image[None])[0][0], labels, k) for image, labels, _ in
-                          (test[i] for i in range(len(test)))])                 # scenes×K×K
+    per_scene = np.stack([confusion(predicted_classes(model(image[None])[0])[0], labels, k)
+                          for image, labels, _ in (test[i] for i in range(len(test)))])   # scenes×K×K
     rng = np.random.default_rng(seed)
-    boot = [_miou(per_scene[rng.integers(0, scenes, scenes)].sum(0)) for _ in range(resamples)]
-    return {"miou": _miou(per_scene.sum(0)), "bootstrap_std": float(np.std(boot, ddof=1)), "scenes": scenes}
-
-
-def _confusion(logits: torch.Tensor, labels: torch.Tensor, k: int) -> Any:
-    """K×K confusion counts (rows: truth, columns: prediction) of logits K×H×W against labels H×W."""
-    import numpy as np
-
-    from .classes import IGNORE_INDEX
-    pred = predicted_classes(logits[None])[0]
-    valid = labels != IGNORE_INDEX
-    return np.bincount((labels[valid] * k + pred[valid]).numpy(), minlength=k * k).reshape(k, k)
-
-
-def _miou(conf: Any) -> float:
-    """mIoU (%) of a pooled confusion matrix, over the classes present in the truth or the prediction."""
-    import numpy as np
-    inter, union = np.diag(conf), conf.sum(0) + conf.sum(1) - np.diag(conf)
-    return float(100 * np.mean(inter[union > 0] / union[union > 0]))
+    boot = [100 * miou_of(per_scene[rng.integers(0, scenes, scenes)].sum(0)) for _ in range(resamples)]
+    return {"miou": 100 * miou_of(per_scene.sum(0)), "bootstrap_std": float(np.std(boot, ddof=1)), "scenes": scenes}
 
 
 @torch.no_grad()
@@ -209,6 +193,7 @@ def translation_check(run: str | Path, scenes: int = 48) -> dict[str, Any]:
 
     from .checkpoint import load_model, load_run_config
     from .data import eval_set
+    from .metrics import confusion, miou_of
 
     model, cfg = load_model(run), load_run_config(run)
     if not (cfg.data.source == cfg.data.target == "sim"):
@@ -225,17 +210,17 @@ def translation_check(run: str | Path, scenes: int = 48) -> dict[str, Any]:
         swapped = model.translate(x_s[None], y_other[None], d_s[None], seed=0)            # scene i, labels i+1
         gap.append((x_s - x_t).abs().mean().item())
         moved.append((translated[0] - x_t).abs().mean().item())
-        logits, _ = model(torch.cat([translated, x_t[None], swapped]))                    # 3×K×H×W
-        conf["translated"] += _confusion(logits[0], y_s, k)
-        conf["target"] += _confusion(logits[1], y_t, k)
-        conf["given"] += _confusion(logits[2], y_other, k)
-        conf["scene"] += _confusion(logits[2], y_s, k)
-        conf["overlap"] += _confusion(torch.nn.functional.one_hot(y_other.clamp(0, k - 1), k).permute(2, 0, 1).float(),
-                                      y_s, k)
+        pred = predicted_classes(model(torch.cat([translated, x_t[None], swapped]))[0])   # 3×H×W
+        conf["translated"] += confusion(pred[0], y_s, k)
+        conf["target"] += confusion(pred[1], y_t, k)
+        conf["given"] += confusion(pred[2], y_other, k)
+        conf["scene"] += confusion(pred[2], y_s, k)
+        conf["overlap"] += confusion(y_other, y_s, k)
+    miou = {name: 100 * miou_of(c) for name, c in conf.items()}
     return {"source_to_target": float(np.mean(gap)), "translated_to_target": float(np.mean(moved)),
-            "miou_translated": _miou(conf["translated"]), "miou_target": _miou(conf["target"]),
-            "swapped_follows_labels": _miou(conf["given"]), "swapped_follows_scene": _miou(conf["scene"]),
-            "labels_overlap": _miou(conf["overlap"]), "scenes": n}
+            "miou_translated": miou["translated"], "miou_target": miou["target"],
+            "swapped_follows_labels": miou["given"], "swapped_follows_scene": miou["scene"],
+            "labels_overlap": miou["overlap"], "scenes": n}
 
 
 def adapts_input(run: str | Path) -> bool:

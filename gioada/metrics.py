@@ -1,6 +1,7 @@
 """Segmentation and depth metrics, as torchmetrics ``Metric``s so they sync across DDP ranks."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassJaccardIndex
@@ -52,14 +53,22 @@ class DepthMetrics(Metric):
         return {"abs_rel": self.abs_rel / n, "rmse": (self.sq_err / n).sqrt(), "delta1": self.delta1 / n}
 
 
+def confusion(pred: torch.Tensor, labels: torch.Tensor, num_classes: int) -> np.ndarray:
+    """K×K pixel counts (rows: truth, columns: prediction) of a class map H×W against labels H×W; ignored
+    pixels left out. Confusions add up, so a set of images can be scored pooled, as the tables are."""
+    valid = labels != IGNORE_INDEX
+    k = num_classes
+    return np.bincount((labels[valid] * k + pred[valid]).cpu().numpy(), minlength=k * k).reshape(k, k)
+
+
+def miou_of(conf: np.ndarray) -> float:
+    """Mean IoU (0..1) of a confusion matrix, over the classes present in the truth or the prediction
+    (NaN when there is none)."""
+    inter, union = np.diag(conf), conf.sum(0) + conf.sum(1) - np.diag(conf)
+    present = union > 0
+    return float(np.mean(inter[present] / union[present])) if present.any() else float("nan")
+
+
 def image_miou(pred: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
     """mIoU of one prediction H×W against labels H×W, over the classes present in either."""
-    valid = labels != IGNORE_INDEX
-    p, t = pred[valid], labels[valid]
-    ious = []
-    for k in range(num_classes):
-        inter = ((p == k) & (t == k)).sum().item()
-        union = ((p == k) | (t == k)).sum().item()
-        if union:
-            ious.append(inter / union)
-    return float(sum(ious) / len(ious)) if ious else float("nan")
+    return miou_of(confusion(pred, labels, num_classes))
