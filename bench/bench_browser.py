@@ -33,6 +33,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]
 PANELS = ("#scene-strip", "#a-slider-translation", "#a-slider-prediction", "#a-panels", "#b-slider-translation",
           "#b-slider-prediction", "#b-panels")
+PANEL_IMAGES = ", ".join(f"{s} img" for s in PANELS)    # CSS selector of every panel's images
 
 
 def _serve(**kw):
@@ -49,10 +50,9 @@ def _browser(p):
 def explore(clicks: int) -> None:
     from playwright.sync_api import sync_playwright
     demo, url = _serve()
-    sel = ", ".join(f"{s} img" for s in PANELS)
     ready = ("([n, old]) => { const t = document.querySelector('#scene-title');"
              " if (!t || !t.innerText.includes('scene #' + n + ' ')) return false;"
-             f" const imgs = [...document.querySelectorAll('{sel}')];"
+             f" const imgs = [...document.querySelectorAll('{PANEL_IMAGES}')];"
              " if (!(imgs.length >= 7 && imgs.every(e => e.complete && e.naturalWidth > 0 && !old.includes(e.src))))"
              " return false; window.gioReady = performance.now(); return true; }")
     times, in_page = [], []
@@ -64,7 +64,7 @@ def explore(clicks: int) -> None:
         page.evaluate("document.addEventListener('click', e => { window.gioClick = e.timeStamp; }, true)")
         for i in range(clicks + 1):
             n = [1, 2, 3, 4, 5, 0][i % 6]
-            old = page.evaluate(f"[...document.querySelectorAll('{sel}')].map(e => e.src)")
+            old = page.evaluate(f"[...document.querySelectorAll('{PANEL_IMAGES}')].map(e => e.src)")
             t = time.perf_counter()
             page.locator("#scene-gallery button").nth(n).click()
             page.wait_for_function(ready, arg=[n, old], timeout=60_000, polling="raf")

@@ -28,7 +28,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.bench_browser import ARGS, CHROMIUM, PANELS
+from bench.bench_browser import ARGS, CHROMIUM, PANEL_IMAGES
 
 ROOT = Path(__file__).resolve().parent.parent
 BARE = ("import gradio as gr\n"
@@ -37,7 +37,7 @@ BARE = ("import gradio as gr\n"
         "demo.launch(server_name='127.0.0.1', server_port={port}, ssr_mode=False)\n")
 # The first view: the scene's title and every panel of both models, each image decoded.
 FIRST_VIEW = ("() => { const t = document.querySelector('#scene-title');"
-              f" const imgs = [...document.querySelectorAll('{', '.join(s + ' img' for s in PANELS)}')];"
+              f" const imgs = [...document.querySelectorAll('{PANEL_IMAGES}')];"
               " return !!t && t.innerText.length > 0 && imgs.length >= 7"
               " && imgs.every(e => e.complete && e.naturalWidth > 0); }")
 

@@ -6,8 +6,8 @@ usual; the first attribute read imports the real module, normally on the app's c
 browser loads the page. Python's import lock makes a first use from two threads at once safe: one imports,
 the other waits. The idea of Scientific Python's SPEC 1 (lazy loading of submodules), for one module.
 Module-level code in those modules must not read ``torch.…`` (``@no_grad`` below instead of
-``@torch.no_grad()``; no base classes from torch), or the import happens at once again; ``tests/test_app.py`` checks that building the
-app leaves torch unloaded.
+``@torch.no_grad()``; no base classes from torch), or the import happens at once again;
+``tests/test_app.py`` checks that building the app leaves torch unloaded.
 """
 from __future__ import annotations
 
