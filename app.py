@@ -31,6 +31,7 @@ import pandas as pd
 from starlette.middleware import Middleware
 
 from app_html import hero_html, lab_html, legend_html, progress_html, result_html, stats_html
+from gioada.allocator import keep_freed_memory
 from gioada.config import DataConfig
 from gioada.explore import Explorer, ExploreResult, raw_downloads
 from gioada.finetune import (LIMITS, PRESETS, PREVIEW_SECONDS, FinetuneJob, FinetuneManager, FinetuneParams,
@@ -823,6 +824,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
+    keep_freed_memory()
     scenes, data = None, None
     if args.source or args.target:
         source, target = args.source or "sim", args.target or "sim"

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .allocator import keep_freed_memory
 from .classes import get_label_space
 from .config import RunConfig, with_overrides
 
@@ -220,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     a = build_parser().parse_args(argv)
     a.argv = argv
+    keep_freed_memory()
     try:
         return {"train": cmd_train, "evaluate": cmd_evaluate, "render": cmd_render, "report": cmd_report,
                 "ablation": cmd_ablation}[a.command](a)
