@@ -5,11 +5,16 @@ step (without gradients) and again for the generator step, every network judges 
 separate calls, and the networks upsample with ``F.interpolate``. ``current`` is what
 ``GIOAda.training_step`` runs now: one forward pass of G and T shared by both steps, T and each
 discriminator called once over the real and fake batch together, upsampling as two small matrix
-products (``resize_bilinear``, the same function). ``current-bf16`` is ``current`` under CPU bf16
-autocast (``--precision bf16-mixed``): fast only on CPUs with native bf16 (AMX, AVX512-BF16).
-Both update the same networks from the same weights on the same pre-built batch (no simulator), in
-alternating rounds so machine load affects both alike; the median ratio is printed, with the FLOPs of
-one step (``torch.utils.flop_counter``) and the share of the CPU's fp32 peak they reach.
+products (``resize_bilinear``, the same function), channels-last weights and activations, Adam's fused
+kernel, G's one-hot labels written in place, in a process whose allocator keeps freed memory
+(``gioada.allocator.keep_freed_memory``, as ``python -m gioada`` and ``python app.py`` run).
+``current-glibc`` is the same step with glibc's default allocator settings (the allocator's share).
+``current-bf16`` is ``current`` under CPU bf16 autocast (``--precision bf16-mixed``): fast only on CPUs
+with native bf16 (AMX, AVX512-BF16).
+Every variant updates the same networks from the same weights on the same pre-built batch (no
+simulator), each measurement in a fresh process (the allocator's settings are process-wide), in
+alternating rounds so machine load affects all alike; the median ratio is printed, with the FLOPs of one
+step (``torch.utils.flop_counter``) and the share of the CPU's fp32 peak they reach.
 
     python bench/bench_step.py                      # both settings below, 5 rounds
     python bench/bench_step.py --rounds 9 --steps 8
@@ -18,9 +23,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -61,8 +69,12 @@ def _baseline_step(model: GIOAda, batch: tuple, optimizers: tuple) -> None:
     real, fake, labels, depths = batch
     opt_g, opt_d = optimizers
     hp = model.hparams
+    # G's noise from the training generator, the same draw for both steps (the old step drew twice from
+    # torch's global RNG): the arithmetic is then comparable with today's step (test_module.py).
+    noise = model.noise_generator(real.device)
+    drawn = noise.get_state()
     with torch.no_grad():
-        translated = model.translate(fake, labels, depths)
+        translated = model.translate(fake, labels, depths, generator=noise)
         out_real = model.task_outputs(*model.task_network(real))
         out_fake = model.task_outputs(*model.task_network(translated))
     d_total = bce(model.input_discriminator.logits_map(real), REAL) \
@@ -73,8 +85,9 @@ def _baseline_step(model: GIOAda, batch: tuple, optimizers: tuple) -> None:
     opt_d.zero_grad(set_to_none=True)
     d_total.backward()
     opt_d.step()
+    noise.set_state(drawn)
     with frozen(model.input_discriminator, model.output_discriminator):
-        translated = model.translate(fake, labels, depths)
+        translated = model.translate(fake, labels, depths, generator=noise)
         logits, depth = model.task_network(translated)
         far = hp.max_depth
         total = model.label_loss(logits, labels) + hp.lam_depth * model.depth_loss(depth / far, depths / far)
@@ -100,7 +113,9 @@ def current_bf16_step(model: GIOAda, batch: tuple, optimizers: tuple) -> None:
         current_step(model, batch, optimizers)
 
 
-VARIANTS: dict[str, Step] = {"baseline": baseline_step, "current": current_step, "current-bf16": current_bf16_step}
+# Variant -> (step, whether its process keeps freed memory).
+VARIANTS: dict[str, tuple[Step, bool]] = {"baseline": (baseline_step, False), "current-glibc": (current_step, False),
+                                          "current": (current_step, True), "current-bf16": (current_bf16_step, True)}
 
 
 def make_batch(b: int, h: int, w: int) -> tuple[torch.Tensor, ...]:
@@ -109,19 +124,26 @@ def make_batch(b: int, h: int, w: int) -> tuple[torch.Tensor, ...]:
             torch.randint(0, 10, (b, h, w), generator=g), torch.rand(b, 1, h, w, generator=g) * 79 + 1)
 
 
-def fresh_model() -> tuple[GIOAda, tuple]:
+def fresh_model(variant: str = "current", **config) -> tuple[GIOAda, tuple]:
+    """A model from fixed weights and its two optimizers: ``configure_optimizers``' (fused Adam), or for
+    the baseline NCHW weights and torch's default Adam (a loop over the tensors on the CPU), as then."""
     torch.manual_seed(0)
-    model = GIOAda(**vars(ModelConfig()) | {"num_steps_per_epoch": 10**6}).train()
+    model = GIOAda(**vars(ModelConfig()) | {"num_steps_per_epoch": 10**6} | config).train()
     (opt_g, opt_d), _ = model.configure_optimizers()
+    if variant == "baseline":
+        model.to(memory_format=torch.contiguous_format)
+        opt_g, opt_d = (torch.optim.Adam(g["params"], lr=g["lr"], betas=g["betas"])      # as OneCycle set them
+                        for g in (opt_g.param_groups[0], opt_d.param_groups[0]))
     return model, (opt_g, opt_d)
 
 
-def steps_per_second(step: Step, batch: tuple, steps: int) -> tuple[float, float]:
+def steps_per_second(variant: str, batch: tuple, steps: int) -> tuple[float, float]:
     """(steps per wall-clock second, steps per CPU second of this process) after one warm-up step.
 
     CPU time counts the work whatever else the machine runs; with one torch thread it is the robust
     figure on a shared machine (with more, idle threads spinning at barriers count too)."""
-    model, optimizers = fresh_model()
+    step = VARIANTS[variant][0]
+    model, optimizers = fresh_model(variant)
     step(model, batch, optimizers)  # warm-up: allocator and oneDNN primitive caches
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
@@ -129,8 +151,9 @@ def steps_per_second(step: Step, batch: tuple, steps: int) -> tuple[float, float
     return steps / (time.perf_counter() - wall), steps / (time.process_time() - cpu)
 
 
-def flops(step: Step, batch: tuple) -> int:
-    model, optimizers = fresh_model()
+def flops(variant: str, batch: tuple) -> int:
+    step = VARIANTS[variant][0]
+    model, optimizers = fresh_model(variant)
     with FlopCounterMode(display=False) as counter:
         step(model, batch, optimizers)
     return counter.get_total_flops()
@@ -146,36 +169,57 @@ def peak_gflops() -> tuple[float, str]:
     return cores * 2 * lanes * 2 * ghz, f"{cores} cores × 2 FMA × {lanes} lanes × 2 × {ghz:.2f} GHz"
 
 
+def measure(variant: str, setting: int, steps: int, threads: int | None) -> tuple[float, float]:
+    """(steps/s wall clock, steps/s of CPU time) of ``variant`` at ``SETTINGS[setting]``, in a fresh process."""
+    cmd = [sys.executable, __file__, "--child", variant, str(setting), "--steps", str(steps)]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=Path(__file__).parent.parent).stdout
+    return tuple(json.loads(out.splitlines()[-1]))
+
+
+def child(variant: str, setting: int, steps: int) -> None:
+    if VARIANTS[variant][1]:
+        from gioada.allocator import keep_freed_memory
+        keep_freed_memory()
+    _, h, w, b = SETTINGS[setting]
+    print(json.dumps(steps_per_second(variant, make_batch(b, h, w), steps)))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=6, help="timed steps per variant and round")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core)")
+    p.add_argument("--child", nargs=2, metavar=("VARIANT", "SETTING"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.child:
+        return child(args.child[0], int(args.child[1]), args.steps)
     peak, how = peak_gflops()
     print(f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores, "
           f"{torch.get_num_threads()} torch threads; fp32 peak ≈ {peak:.0f} GFLOP/s ({how})")
-    for name, h, w, b in SETTINGS:
+    for i, (name, h, w, b) in enumerate(SETTINGS):
         batch = make_batch(b, h, w)
         wall: dict[str, list[float]] = {v: [] for v in VARIANTS}
         cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
         for _ in range(args.rounds):
-            for v, step in VARIANTS.items():
-                w_rate, c_rate = steps_per_second(step, batch, args.steps)
+            for v in VARIANTS:
+                w_rate, c_rate = measure(v, i, args.steps, args.threads)
                 wall[v].append(w_rate)
                 cpu[v].append(c_rate)
         print(f"\n{name}: {h}×{w}, batch {b}, {args.steps} steps × {args.rounds} alternating rounds")
-        for v, step in VARIANTS.items():
-            r, f = statistics.median(wall[v]), flops(step, batch)
-            print(f"  {v:12s}: {r:6.2f} steps/s  {r * b:6.1f} source images/s  {f / 1e9:6.1f} GFLOP/step  "
+        for v in VARIANTS:
+            r, f = statistics.median(wall[v]), flops(v, batch)
+            print(f"  {v:13s}: {r:6.2f} steps/s  {r * b:6.1f} source images/s  {f / 1e9:6.1f} GFLOP/step  "
                   f"{r * f / 1e9:6.1f} GFLOP/s ({100 * r * f / 1e9 / peak:.0f}% of peak)  "
                   f"{1000 / statistics.median(cpu[v]):6.0f} CPU ms/step")
-        for v in ("current", "current-bf16"):
+        for v, base in (("current-glibc", "baseline"), ("current", "baseline"), ("current", "current-glibc"),
+                        ("current-bf16", "baseline")):
             for label, rates in (("wall clock", wall), ("CPU time", cpu)):
-                ratios = [c / base for c, base in zip(rates[v], rates["baseline"])]
-                print(f"  {v} / baseline ({label}): median {statistics.median(ratios):.2f}× "
+                ratios = [c / b_ for c, b_ in zip(rates[v], rates[base])]
+                print(f"  {v} / {base} ({label}): median {statistics.median(ratios):.2f}× "
                       f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)})")
 
 

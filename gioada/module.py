@@ -127,6 +127,10 @@ class GIOAda(pl.LightningModule):
         self.val_depth = DepthMetrics(max_depth)
         self.noise_seed = seed or 0              # G's noise in training: a private generator (see noise_generator)
         self._noise: torch.Generator | None = None
+        # Channels-last (NHWC) weights, so the convolutions compute in that layout: oneDNN reads and writes
+        # it directly, where NCHW activations are reordered to a blocked layout and back around every
+        # convolution (107 of the 275 ms a CPU step spends in oneDNN at 64×192, batch 8).
+        self.to(memory_format=torch.channels_last)
 
     # -- switches --------------------------------------------------------------------------------
     @property
@@ -342,8 +346,10 @@ class GIOAda(pl.LightningModule):
         hp = self.hparams
         gen_params = list(self.fake_transformation.parameters()) + list(self.task_network.parameters())
         disc_params = list(self.input_discriminator.parameters()) + list(self.output_discriminator.parameters())
-        optimizers = [torch.optim.Adam(gen_params, lr=hp.init_lr, betas=tuple(hp.betas)),
-                      torch.optim.Adam(disc_params, lr=hp.init_lr, betas=tuple(hp.betas))]
+        # fused: one kernel over all of a group's tensors (2 ms a step on the CPU against 12 for the
+        # per-tensor loop that is torch's default there; the same update up to rounding).
+        optimizers = [torch.optim.Adam(params, lr=hp.init_lr, betas=tuple(hp.betas), fused=True)
+                      for params in (gen_params, disc_params)]
         schedulers = [torch.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=hp.init_lr, epochs=hp.num_epochs, steps_per_epoch=hp.num_steps_per_epoch,
             base_momentum=hp.betas[0], max_momentum=max(hp.betas[0], MAX_MOMENTUM)) for opt in optimizers]

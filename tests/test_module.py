@@ -232,3 +232,22 @@ def test_training_noise_comes_from_a_private_generator(tiny_kwargs, batch):
         return _snapshot(model)
 
     assert _same(weights_after_two_steps(1), weights_after_two_steps(5))
+
+
+def test_todays_training_step_follows_the_reference_step():
+    """Issue 15's check: the sped-up step (one shared forward pass of G and T, batched judging, matrix
+    upsampling, fused Adam) trains as the step before it did (bench/bench_step.py's ``baseline``: two
+    forward passes, separate calls, ``F.interpolate``, torch's per-tensor Adam), same weights and batch."""
+    from bench.bench_step import baseline_step, current_step, fresh_model, make_batch
+    batch = make_batch(2, 32, 96)
+    (ref, ref_opts), (new, new_opts) = (fresh_model(v, task_width=8, transform_width=8, disc_width=8)
+                                        for v in ("baseline", "current"))
+    assert _same(_snapshot(ref), _snapshot(new))
+    start = _snapshot(new)
+    for _ in range(3):
+        baseline_step(ref, batch, ref_opts)
+        current_step(new, batch, new_opts)
+    moved = max((b - a).abs().max().item() for a, b in zip(start, _snapshot(new)))
+    apart = max((b - a).abs().max().item() for a, b in zip(_snapshot(ref), _snapshot(new)))
+    assert moved > 1e-4                  # Adam moves weights by about the lr a step: OneCycle starts at 4e-5
+    assert apart < moved / 100, (apart, moved)   # measured: 4.5e-7 against 1.2e-4

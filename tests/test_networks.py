@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from gioada import Discriminator, ImageTransformNetwork, TaskNetwork
-from gioada.networks.common import one_hot_labels, resize_bilinear
+from gioada.networks.common import init_weights, one_hot_labels, resize_bilinear
 
 K = 10
 
@@ -51,6 +51,8 @@ def test_transform_index_and_onehot_labels_agree():
     labels[0, :4] = 255
     onehot = one_hot_labels(labels, K)
     assert onehot.shape == (2, K, 32, 64) and bool((onehot[0, :, :4] == 0).all())
+    reference = torch.nn.functional.one_hot(labels.clamp(max=K - 1), K).permute(0, 3, 1, 2) * (labels != 255)[:, None]
+    assert onehot.dtype == torch.float32 and torch.equal(onehot, reference.float())
     noise = torch.randn(2, 1, 32, 64)
     assert torch.equal(g(x, labels, depth, noise), g(x, onehot, depth, noise))
 
@@ -108,11 +110,14 @@ def test_gradients_are_finite():
 
 @pytest.mark.parametrize("shape, size", [((2, 10, 16, 48), (64, 192)), ((1, 3, 5, 7), (10, 14)), ((2, 4, 8, 24), (8, 24)),
                                          ((1, 2, 33, 40), (16, 20)), ((1, 1, 4, 12), (17, 50))])
-def test_resize_bilinear_equals_interpolate_forward_and_backward(shape, size):
-    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0), requires_grad=True)
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_resize_bilinear_equals_interpolate_forward_and_backward(shape, size, layout):
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0)).contiguous(memory_format=layout)
+    x.requires_grad_()
     ours, ref = resize_bilinear(x, size), torch.nn.functional.interpolate(x, size=size, mode="bilinear",
                                                                            align_corners=False)
     torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+    assert ours.is_contiguous(memory_format=layout)                   # no copy to the other layout
     g = torch.randn_like(ref)
     (grad_ours,) = torch.autograd.grad(ours, x, g)
     (grad_ref,) = torch.autograd.grad(ref, x, g)
@@ -132,3 +137,12 @@ def test_every_network_runs_at_the_crop_and_the_native_size(h, w):
     assert g(image, torch.zeros(1, h, w, dtype=torch.long), torch.ones(1, 1, h, w)).shape == (1, 3, h, w)
     assert d_in.logits_map(image).shape == (1, 1, h // 8, w // 8)
     assert d_out.logits_map(torch.cat([logits.softmax(1), depth / 80], 1)).shape == (1, 1, h // 8, w // 8)
+
+
+def test_init_gives_the_same_weights_in_either_memory_layout():
+    convs = [torch.nn.Conv2d(3, 8, 3).to(memory_format=layout) for layout in (torch.contiguous_format,
+                                                                                torch.channels_last)]
+    for conv in convs:
+        init_weights(conv, generator=torch.Generator().manual_seed(0))
+    assert convs[1].weight.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(convs[0].weight, convs[1].weight)

@@ -58,11 +58,17 @@ def resize_bilinear(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bilinear resize B×C×h×w -> B×C×H×W, equal to ``F.interpolate(x, size, mode="bilinear",
     align_corners=False)`` but as two small matrix products (``A_H · x · A_Wᵀ``). On a CPU its backward
     is several times faster than interpolate's scatter-add, which cost about 10% of a training step.
-    The matrices are constants, cached per size, device and dtype."""
+    The matrices are constants, cached per size, device and dtype. A channels-last input gives a
+    channels-last output, without a copy to or from the NCHW layout."""
     (h, w), (out_h, out_w) = x.shape[-2:], size
     a_h = _interpolation_matrix(h, int(out_h), x.device, x.dtype)
     a_w = _interpolation_matrix(w, int(out_w), x.device, x.dtype)
-    return a_h @ x @ a_w.T                                                   # B×C×H×W
+    if x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+        return a_h @ x @ a_w.T                                               # B×C×H×W
+    b, c = x.shape[:2]
+    rows = a_h @ x.permute(0, 2, 3, 1).reshape(b, h, w * c)                  # B×H×(w·C), from B×h×w×C
+    cols = a_w @ rows.reshape(b * int(out_h), w, c)                          # (B·H)×W×C
+    return cols.reshape(b, int(out_h), int(out_w), c).permute(0, 3, 1, 2)   # B×C×H×W, channels-last
 
 
 class Upsample2x(nn.Module):
@@ -75,10 +81,12 @@ class Upsample2x(nn.Module):
 def init_weights(module: nn.Module, std: float = 0.02, generator: torch.Generator | None = None) -> None:
     """The reference design's init: conv weights ~ N(0, std), biases 0; norms start at identity.
 
-    ``generator``: a private source of the draws (None: torch's global RNG)."""
+    ``generator``: a private source of the draws (None: torch's global RNG). The draws fill the weights
+    in NCHW order whatever their memory layout (channels-last included), so a seed gives the same weights."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, std, generator=generator)
+            with torch.no_grad():
+                m.weight.copy_(torch.empty(m.weight.shape).normal_(0.0, std, generator=generator))
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.GroupNorm):
@@ -99,7 +107,9 @@ def one_hot_labels(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
         raise ValueError(f"labels must be B×H×W class indices or B×K×H×W one-hot, got shape {tuple(labels.shape)}")
     labels = labels.long()
     valid = labels != IGNORE_INDEX
-    if bool(((labels < 0) | (labels >= num_classes))[valid].any()):
+    if bool((((labels < 0) | (labels >= num_classes)) & valid).any()):
         raise ValueError(f"label indices must be in [0, {num_classes}) or {IGNORE_INDEX} (ignore)")
-    onehot = torch.nn.functional.one_hot(labels.clamp(0, num_classes - 1), num_classes)  # B×H×W×K
-    return (onehot * valid.unsqueeze(-1)).permute(0, 3, 1, 2).float()                # B×K×H×W
+    # Written straight into a float B×K×H×W tensor: F.one_hot's int64 B×H×W×K, masked, permuted and
+    # converted cost 14 ms at 64×192, batch 8 (3% of a training step), this 1 ms.
+    onehot = torch.zeros(labels.shape[0], num_classes, *labels.shape[1:], device=labels.device)
+    return onehot.scatter_(1, labels.clamp(0, num_classes - 1).unsqueeze(1), valid.unsqueeze(1).float())
