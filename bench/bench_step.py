@@ -8,7 +8,8 @@ discriminator called once over the real and fake batch together, upsampling as t
 products (``resize_bilinear``, the same function), channels-last weights and activations, Adam's fused
 kernel, G's one-hot labels written in place, in a process whose allocator keeps freed memory
 (``gioada.allocator.keep_freed_memory``, as ``python -m gioada`` and ``python app.py`` run).
-``current-glibc`` is the same step with glibc's default allocator settings (the allocator's share).
+``current-glibc`` is the same step with glibc's default allocator settings, ``current-nchw`` with NCHW
+weights and activations (each change's share).
 ``current-bf16`` is ``current`` under CPU bf16 autocast (``--precision bf16-mixed``): fast only on CPUs
 with native bf16 (AMX, AVX512-BF16).
 Every variant updates the same networks from the same weights on the same pre-built batch (no
@@ -114,8 +115,9 @@ def current_bf16_step(model: GIOAda, batch: tuple, optimizers: tuple) -> None:
 
 
 # Variant -> (step, whether its process keeps freed memory).
-VARIANTS: dict[str, tuple[Step, bool]] = {"baseline": (baseline_step, False), "current-glibc": (current_step, False),
-                                          "current": (current_step, True), "current-bf16": (current_bf16_step, True)}
+VARIANTS: dict[str, tuple[Step, bool]] = {
+    "baseline": (baseline_step, False), "current-glibc": (current_step, False),
+    "current-nchw": (current_step, True), "current": (current_step, True), "current-bf16": (current_bf16_step, True)}
 
 
 def make_batch(b: int, h: int, w: int) -> tuple[torch.Tensor, ...]:
@@ -130,7 +132,7 @@ def fresh_model(variant: str = "current", **config) -> tuple[GIOAda, tuple]:
     torch.manual_seed(0)
     model = GIOAda(**vars(ModelConfig()) | {"num_steps_per_epoch": 10**6} | config).train()
     (opt_g, opt_d), _ = model.configure_optimizers()
-    if variant == "baseline":
+    if variant in ("baseline", "current-nchw"):
         model.to(memory_format=torch.contiguous_format)
         opt_g, opt_d = (torch.optim.Adam(g["params"], lr=g["lr"], betas=g["betas"])      # as OneCycle set them
                         for g in (opt_g.param_groups[0], opt_d.param_groups[0]))
@@ -174,8 +176,10 @@ def measure(variant: str, setting: int, steps: int, threads: int | None) -> tupl
     cmd = [sys.executable, __file__, "--child", variant, str(setting), "--steps", str(steps)]
     if threads:
         cmd += ["--threads", str(threads)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=Path(__file__).parent.parent).stdout
-    return tuple(json.loads(out.splitlines()[-1]))
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    if out.returncode:
+        raise SystemExit(f"{variant} failed:\n{out.stderr}")
+    return tuple(json.loads(out.stdout.splitlines()[-1]))
 
 
 def child(variant: str, setting: int, steps: int) -> None:
@@ -210,13 +214,14 @@ def main() -> None:
                 wall[v].append(w_rate)
                 cpu[v].append(c_rate)
         print(f"\n{name}: {h}×{w}, batch {b}, {args.steps} steps × {args.rounds} alternating rounds")
+        counted = {v: flops(v, batch) for v in ("baseline", "current", "current-bf16")}   # the others: "current"'s
         for v in VARIANTS:
-            r, f = statistics.median(wall[v]), flops(v, batch)
+            r, f = statistics.median(wall[v]), counted.get(v, counted["current"])
             print(f"  {v:13s}: {r:6.2f} steps/s  {r * b:6.1f} source images/s  {f / 1e9:6.1f} GFLOP/step  "
                   f"{r * f / 1e9:6.1f} GFLOP/s ({100 * r * f / 1e9 / peak:.0f}% of peak)  "
                   f"{1000 / statistics.median(cpu[v]):6.0f} CPU ms/step")
-        for v, base in (("current-glibc", "baseline"), ("current", "baseline"), ("current", "current-glibc"),
-                        ("current-bf16", "baseline")):
+        for v, base in (("current", "baseline"), ("current", "current-nchw"), ("current", "current-glibc"),
+                        ("current-bf16", "baseline"), ("current-bf16", "current")):
             for label, rates in (("wall clock", wall), ("CPU time", cpu)):
                 ratios = [c / b_ for c, b_ in zip(rates[v], rates[base])]
                 print(f"  {v} / {base} ({label}): median {statistics.median(ratios):.2f}× "

@@ -21,6 +21,8 @@ POLICIES = {"default": {}, "GOMP_SPINCOUNT=10000": {"GOMP_SPINCOUNT": "10000"},
 STEPS = """
 import time, torch
 from bench.bench_step import current_step, fresh_model, make_batch
+from gioada.allocator import keep_freed_memory
+keep_freed_memory()                      # as training runs
 batch = make_batch(4, 64, 192)
 model, opts = fresh_model()
 current_step(model, batch, opts)

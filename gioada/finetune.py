@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
+from .allocator import release_freed_memory
 from .checkpoint import clean_stale_temporaries, save_run
 from .classes import VKITTI10, LabelSpace, get_label_space
 from .config import DataConfig, ModelConfig, RunConfig
@@ -511,7 +512,7 @@ class FinetuneManager:
             out_dir = _unique_dir(self.registry.runs_dir, name)
             job = FinetuneJob(params, cfg, out_dir)
             self._job = job
-            job.future = self.compute.submit(self._run, job, tuple(callbacks))
+            job.future = self.compute.submit(self._run_then_release, job, tuple(callbacks))
         return job
 
     def stop(self) -> str:
@@ -523,6 +524,12 @@ class FinetuneManager:
         return f"Stopping '{job.out_dir.name}' after the current step…"
 
     # -- the run, on the compute thread ----------------------------------------------------------------------
+    def _run_then_release(self, job: FinetuneJob, extra: tuple[Callback, ...]) -> None:
+        """The run, then the memory its steps freed handed back to the system (training keeps it between
+        steps: :mod:`gioada.allocator`), so the app does not hold a run's peak while it only explores."""
+        self._run(job, extra)
+        release_freed_memory()
+
     def _run(self, job: FinetuneJob, extra: tuple[Callback, ...]) -> None:
         # The training machinery is imported here, when a run starts, not when the app starts.
         from .evaluate import evaluate

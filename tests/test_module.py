@@ -247,7 +247,10 @@ def test_todays_training_step_follows_the_reference_step():
     for _ in range(3):
         baseline_step(ref, batch, ref_opts)
         current_step(new, batch, new_opts)
-    moved = max((b - a).abs().max().item() for a, b in zip(start, _snapshot(new)))
-    apart = max((b - a).abs().max().item() for a, b in zip(_snapshot(ref), _snapshot(new)))
-    assert moved > 1e-4                  # Adam moves weights by about the lr a step: OneCycle starts at 4e-5
-    assert apart < moved / 100, (apart, moved)   # measured: 4.5e-7 against 1.2e-4
+    moved = torch.cat([(b - a).abs().flatten() for a, b in zip(start, _snapshot(new))]).mean().item()
+    apart = torch.cat([(b - a).abs().flatten() for a, b in zip(_snapshot(ref), _snapshot(new))]).mean().item()
+    assert moved > 1e-5                  # Adam moves weights by about the lr a step: OneCycle starts at 4e-5
+    # Measured: 2e-10 apart against 6e-5 moved. Means, not maxima: Adam's first steps move a weight by about
+    # ±lr whatever its gradient's size, so rounding may flip a few near-zero gradients; λ_out 5% larger in
+    # today's step alone puts the steps 4e-8 apart (1/1300 of the movement).
+    assert apart < moved / 3000, (apart, moved)

@@ -86,7 +86,7 @@ def init_weights(module: nn.Module, std: float = 0.02, generator: torch.Generato
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             with torch.no_grad():
-                m.weight.copy_(torch.empty(m.weight.shape).normal_(0.0, std, generator=generator))
+                m.weight.copy_(torch.empty(m.weight.shape, dtype=m.weight.dtype).normal_(0.0, std, generator=generator))
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.GroupNorm):
@@ -111,5 +111,5 @@ def one_hot_labels(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
         raise ValueError(f"label indices must be in [0, {num_classes}) or {IGNORE_INDEX} (ignore)")
     # Written straight into a float B×K×H×W tensor: F.one_hot's int64 B×H×W×K, masked, permuted and
     # converted cost 14 ms at 64×192, batch 8 (3% of a training step), this 1 ms.
-    onehot = torch.zeros(labels.shape[0], num_classes, *labels.shape[1:], device=labels.device)
+    onehot = torch.zeros(labels.shape[0], num_classes, *labels.shape[1:], dtype=torch.float32, device=labels.device)
     return onehot.scatter_(1, labels.clamp(0, num_classes - 1).unsqueeze(1), valid.unsqueeze(1).float())
