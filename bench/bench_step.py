@@ -128,12 +128,14 @@ def make_batch(b: int, h: int, w: int) -> tuple[torch.Tensor, ...]:
 
 def fresh_model(variant: str = "current", **config) -> tuple[GIOAda, tuple]:
     """A model from fixed weights and its two optimizers: ``configure_optimizers``' (fused Adam), or for
-    the baseline NCHW weights and torch's default Adam (a loop over the tensors on the CPU), as then."""
+    the baseline NCHW weights and torch's default Adam (a loop over the tensors on the CPU), as then.
+    ``current-nchw`` differs from ``current`` in the layout only."""
     torch.manual_seed(0)
     model = GIOAda(**vars(ModelConfig()) | {"num_steps_per_epoch": 10**6} | config).train()
     (opt_g, opt_d), _ = model.configure_optimizers()
     if variant in ("baseline", "current-nchw"):
         model.to(memory_format=torch.contiguous_format)
+    if variant == "baseline":
         opt_g, opt_d = (torch.optim.Adam(g["params"], lr=g["lr"], betas=g["betas"])      # as OneCycle set them
                         for g in (opt_g.param_groups[0], opt_d.param_groups[0]))
     return model, (opt_g, opt_d)
