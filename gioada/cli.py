@@ -23,6 +23,7 @@ _TRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--lam-input", "model.lam_input", float, "weight of the input-level adversary (0 = off)"),
     ("--lam-output", "model.lam_output", float, "weight of the output-level adversary (0 = off)"),
     ("--lam-depth", "model.lam_depth", float, "weight of T's depth loss (0 = off)"),
+    ("--lam-content", "model.lam_content", float, "weight of G's content constraint |G(x_s) - x_s| (0 = off)"),
     ("--no-transform-depth", "model.transform_depth", "off", "G gets no depth map (a zero one)"),
     ("--no-output-disc-depth", "model.output_disc_depth", "off", "D_out judges T's classes only (zero depth)"),
     ("--task-width", "model.task_width", int, "channels of T's first stage"),

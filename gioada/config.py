@@ -42,6 +42,7 @@ class ModelConfig:
     # Geometry's other two uses (the first is lam_depth, T's depth loss); each can be switched off alone.
     transform_depth: bool = True     # G gets the source's depth map as an input
     output_disc_depth: bool = True   # D_out judges T's depth as well as its class probabilities
+    lam_content: float = 0.0         # G's content constraint, mean |G(x_s) - x_s| (not in the paper; 0 = off)
     seed: int | None = None          # draws the initial weights and G's training noise (a run sets its own)
 
     def __post_init__(self) -> None:
@@ -52,7 +53,7 @@ class ModelConfig:
                  "two numbers in [0, 1), e.g. (0.5, 0.999)")
         _require(self.num_epochs >= 1, "num_epochs", self.num_epochs, "an integer >= 1")
         _require(self.num_steps_per_epoch >= 1, "num_steps_per_epoch", self.num_steps_per_epoch, "an integer >= 1")
-        for name in ("lam_input", "lam_output", "lam_depth"):
+        for name in ("lam_input", "lam_output", "lam_depth", "lam_content"):
             _require(0 <= getattr(self, name) <= 100, name, getattr(self, name), "a number in [0, 100]")
         for name in ("task_width", "transform_width", "disc_width"):
             _require(4 <= getattr(self, name) <= 512, name, getattr(self, name), "an integer in [4, 512]")

@@ -78,6 +78,9 @@ class GIOAda(pl.LightningModule):
     ``lam_depth = 0``                     no depth loss on T (T's depth head is then untrained)
     ``transform_depth = False``           G gets a zero depth map instead of d_s
     ``output_disc_depth = False``         D_out gets a zero depth channel: it judges T's classes only
+    ``lam_content > 0``                   G also minimises λ_content·|G(x_s) − x_s| (mean L1): a content
+                                          constraint (PixelDA's idea) against recolouring whole classes;
+                                          not in the paper, off by default
     ====================================  ================================================================
 
     Code names and the paper's symbols (Chen et al. 2019, Sec. 3):
@@ -107,7 +110,7 @@ class GIOAda(pl.LightningModule):
                  lam_input: float = 0.1, lam_output: float = 0.02, lam_depth: float = 0.5, *,
                  task_width: int = 16, transform_width: int = 16, disc_width: int = 16, output_stride: int = 16,
                  backbone_weights: str | None = None, max_depth: float = FAR_DEPTH, transform_depth: bool = True,
-                 output_disc_depth: bool = True, seed: int | None = None) -> None:
+                 output_disc_depth: bool = True, lam_content: float = 0.0, seed: int | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
@@ -248,6 +251,9 @@ class GIOAda(pl.LightningModule):
         if hp.lam_input > 0:
             terms["adv_in"] = bce(self.input_discriminator.logits_map(o.translated), REAL)
             total = total + hp.lam_input * terms["adv_in"]
+            if hp.lam_content > 0:
+                terms["content"] = (o.translated - fake_images).abs().mean()
+                total = total + hp.lam_content * terms["content"]
         if hp.lam_output > 0:
             # T's outputs on target images depend on T, so (as in the paper's min-max objective) T also
             # learns to make them look like its outputs on translated source: this is what adapts T itself.

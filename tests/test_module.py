@@ -152,6 +152,22 @@ def test_generator_loss_is_the_weighted_sum(tiny_kwargs, batch):
     assert torch.allclose(t["total"], expected)
 
 
+def test_content_constraint_pulls_g_towards_its_input(tiny_kwargs, batch):
+    """λ_content adds the mean |G(x_s) − x_s| to G's loss, only when G is used, and its gradient reaches G."""
+    real, fake, labels, depths = batch
+    torch.manual_seed(0)
+    model = GIOAda(**(tiny_kwargs | {"lam_content": 2.0}))
+    o = model.forward_pass(real, fake, labels, depths, generator=torch.Generator().manual_seed(1))
+    t = model.generator_loss(real, fake, labels, depths, outputs=o)
+    assert torch.allclose(t["content"], (o.translated - fake).abs().mean())
+    assert torch.allclose(t["total"], t["seg"] + 0.5 * t["depth"] + 0.1 * t["adv_in"] + 0.1 * t["adv_out"]
+                          + 2.0 * t["content"])
+    t["content"].backward()
+    assert any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.fake_transformation.parameters())
+    assert "content" not in GIOAda(**tiny_kwargs).generator_loss(*batch)
+    assert "content" not in GIOAda(**(tiny_kwargs | {"lam_input": 0.0, "lam_content": 2.0})).generator_loss(*batch)
+
+
 def test_output_adversary_also_trains_t_on_target_images(tiny_kwargs, batch):
     """T's outputs on target images enter the generator loss only through the output adversary."""
     real, fake, labels, depths = batch

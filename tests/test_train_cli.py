@@ -119,6 +119,7 @@ def test_geometry_switches_and_crops_are_flags():
     cfg = parse("--no-transform-depth", "--crop-height", "96", "--crop-width", "256")
     assert not cfg.model.transform_depth and cfg.model.output_disc_depth and cfg.data.crop == (96, 256)
     assert not parse("--no-output-disc-depth").model.output_disc_depth
+    assert default.model.lam_content == 0 and parse("--lam-content", "0.5").model.lam_content == 0.5
 
 
 def test_a_run_saved_before_the_geometry_switches_loads_with_its_old_meaning(trained_run, tmp_path):
