@@ -126,8 +126,11 @@ class ModelRegistry:
             miou = read_json(self.resolve(key), METRICS).get("target", {}).get("miou")
         except (ValueError, OSError, RecursionError, AttributeError):
             miou = None                          # an unreadable metrics.json only loses the figure
-        parts = [f"λ_in {m.lam_input:g}", f"λ_out {m.lam_output:g}", f"λ_depth {m.lam_depth:g}",
-                 f"{cfg.steps} steps at {cfg.data.height}×{cfg.data.width}"]
+        parts = [f"λ_in {m.lam_input:g}", f"λ_out {m.lam_output:g}", f"λ_depth {m.lam_depth:g}"]
+        parts += [text for on, text in ((m.lam_content > 0, f"λ_content {m.lam_content:g}"),
+                                        (not m.transform_depth, "G without depth"),
+                                        (not m.output_disc_depth, "D_out without depth")) if on]
+        parts.append(f"{cfg.steps} steps at {cfg.data.height}×{cfg.data.width}")
         if cfg.data.oracle:
             parts.insert(0, "oracle (trained on target labels)")
         if isinstance(miou, (int, float)):

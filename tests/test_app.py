@@ -64,6 +64,21 @@ def dirs(tmp_path_factory) -> dict[str, Path]:
     return {"root": root, "assets": assets, "runs": runs}
 
 
+def test_a_model_description_names_every_switch_away_from_the_default(dirs, tmp_path):
+    import json, shutil
+    registry = ModelRegistry(dirs["assets"], tmp_path / "runs", device="cpu")
+    plain = registry.describe("gioada")
+    assert plain.startswith("λ_in 0.1 · λ_out 0.1 · λ_depth 0.5 · 2 steps at 32×64")
+    assert "content" not in plain and "without depth" not in plain
+    run = tmp_path / "runs" / "switched"
+    shutil.copytree(dirs["assets"] / "gioada", run)
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["model"] |= {"lam_content": 0.5, "transform_depth": False, "output_disc_depth": False}
+    (run / "config.json").write_text(json.dumps(cfg))
+    key = next(k for k in registry.keys() if k.endswith("switched"))
+    assert "λ_content 0.5 · G without depth · D_out without depth · 2 steps" in registry.describe(key)
+
+
 @pytest.fixture(scope="module")
 def served(dirs):
     demo = app.build_demo(dirs["assets"], dirs["runs"], eval_scenes=2, defaults=TINY)
