@@ -282,9 +282,7 @@ class Lab:
         self.opt_d = torch.optim.Adam(disc_params, lr=settings.lr_d, betas=tuple(hp.betas))
         self._batches = torch.Generator().manual_seed(seed)          # which crops form each batch
         self._noise = torch.Generator().manual_seed(seed + 1)        # G's noise in training steps
-        x_s = start.scene[0]
-        self._view_noise = torch.randn((1, self.model.fake_transformation.noise_channels, *x_s.shape[1:]),
-                                       generator=torch.Generator().manual_seed(seed + 2))  # the same in every view
+        self._view_seed = seed + 2                                    # G's noise in views: the same in every view
         self.settings = settings
         self._pending: LabSettings | None = None
         self._apply(settings)
@@ -443,11 +441,7 @@ class Lab:
         hp = model.hparams
         device = next(model.parameters()).device
         x_s, y_s, d_s, x_t = (t[None].to(device) for t in self.start.scene)     # 1×3×H×W, 1×H×W, 1×1×H×W, 1×3×H×W
-        if model.transforms:
-            depth_in = d_s if hp.transform_depth else torch.zeros_like(d_s)
-            translated = model.fake_transformation(x_s, y_s, depth_in, self._view_noise.to(device))
-        else:
-            translated = x_s
+        translated = model.translate(x_s, y_s, d_s, seed=self._view_seed)       # x_s itself when G is off
         both = torch.cat([translated, x_t])                                       # 2×3×H×W
         logits, depth = model(both)                                               # 2×K×H×W, 2×1×H×W
         p_in = model.input_discriminator(both)[:, 0].tolist()
