@@ -16,21 +16,22 @@ def _config(row):
     return train_config(build_parser().parse_args(argv))
 
 
-@pytest.mark.parametrize("row, lam_in, lam_out, lam_depth, g_depth, d_depth, oracle", [
-    ("source-only", 0, 0, 0.5, True, True, False),
-    ("input-only", 0.1, 0, 0.5, True, True, False),
-    ("output-only", 0, 0.02, 0.5, True, True, False),
-    ("gioada", 0.1, 0.02, 0.5, True, True, False),
-    ("no-depth", 0.1, 0.02, 0, False, False, False),
-    ("no-depth-loss", 0.1, 0.02, 0, True, True, False),
-    ("no-g-depth", 0.1, 0.02, 0.5, False, True, False),
-    ("no-dout-depth", 0.1, 0.02, 0.5, True, False, False),
-    ("oracle", 0, 0, 0.5, True, True, True),
+@pytest.mark.parametrize("row, lam_in, lam_out, lam_depth, g_depth, d_depth, oracle, lam_content", [
+    ("source-only", 0, 0, 0.5, True, True, False, 0),
+    ("input-only", 0.1, 0, 0.5, True, True, False, 0),
+    ("output-only", 0, 0.02, 0.5, True, True, False, 0),
+    ("gioada", 0.1, 0.02, 0.5, True, True, False, 0),
+    ("no-depth", 0.1, 0.02, 0, False, False, False, 0),
+    ("no-depth-loss", 0.1, 0.02, 0, True, True, False, 0),
+    ("no-g-depth", 0.1, 0.02, 0.5, False, True, False, 0),
+    ("no-dout-depth", 0.1, 0.02, 0.5, True, False, False, 0),
+    ("oracle", 0, 0, 0.5, True, True, True, 0),
+    ("gioada-content", 0.1, 0.02, 0.5, True, True, False, 1),
 ])
-def test_each_row_is_the_setting_it_names(row, lam_in, lam_out, lam_depth, g_depth, d_depth, oracle):
+def test_each_row_is_the_setting_it_names(row, lam_in, lam_out, lam_depth, g_depth, d_depth, oracle, lam_content):
     cfg = _config(row)
     m = cfg.model
-    assert (m.lam_input, m.lam_output, m.lam_depth) == (lam_in, lam_out, lam_depth)
+    assert (m.lam_input, m.lam_output, m.lam_depth, m.lam_content) == (lam_in, lam_out, lam_depth, lam_content)
     assert (m.transform_depth, m.output_disc_depth, cfg.data.oracle) == (g_depth, d_depth, oracle)
     assert (cfg.data.height, cfg.data.width, cfg.data.crop, cfg.steps) == (128, 384, (64, 192), 3000)
 
