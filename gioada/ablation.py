@@ -129,7 +129,8 @@ def summarise(out: str | Path, rows: Sequence[str] = tuple(ROWS)) -> dict[str, A
             target = read_json(p, METRICS)["target"]
             info = read_json(p, RUN_INFO)
             runs[p.name] = {"miou": target["miou"], "per_class_iou": target["per_class_iou"], "depth": target["depth"],
-                            "scenes": target["scenes"], "command": info.get("command"),
+                            "scenes": target["scenes"], "inference": target.get("inference", "whole frame"),
+                            "command": info.get("command"),
                             "hardware": info.get("hardware"), "train_seconds": info.get("train_seconds")}
         if not runs:
             continue
@@ -140,6 +141,32 @@ def summarise(out: str | Path, rows: Sequence[str] = tuple(ROWS)) -> dict[str, A
                                                 for r in runs.values()]),
                         "per_class_iou_mean": per_class}
     return summary
+
+
+def reevaluate(out: str | Path, log=print) -> list[Path]:
+    """Evaluate every finished run again where its ``metrics.json`` comes from another inference mode
+    (``evaluate.inference_mode``: runs evaluated on whole frames before window-by-window prediction), on as
+    many test scenes as before. The earlier figures stay in ``metrics.json`` under ``superseded``.
+    Returns the runs re-evaluated."""
+    from .checkpoint import load_model, load_run_config
+    from .evaluate import evaluate, inference_mode
+
+    done = []
+    for row in ROWS:
+        for p in _finished(out, row):
+            metrics = read_json(p, METRICS)
+            old, model = metrics["target"], load_model(p)
+            if old.get("inference", "whole frame") == inference_mode(model):
+                continue
+            new = evaluate(model, load_run_config(p).data, "target", old["scenes"])
+            metrics = {"target": new, "superseded": [*metrics.get("superseded", []), old]}
+            tmp = p / f".{METRICS}.tmp"
+            tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+            tmp.replace(p / METRICS)
+            log(f"{row} {p.name}: target mIoU {old['miou']:.1f} ({old.get('inference', 'whole frame')}) -> "
+                f"{new['miou']:.1f} ({new['inference']})")
+            done.append(p)
+    return done
 
 
 def markdown(summary: dict[str, Any]) -> str:

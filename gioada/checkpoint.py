@@ -36,9 +36,13 @@ def is_run_dir(path: str | Path) -> bool:
 
 
 def build_model(cfg: RunConfig) -> GIOAda:
-    """A fresh GIOAda from ``cfg.model`` (its OneCycle already sized to ``cfg.steps``)."""
+    """A fresh GIOAda from ``cfg.model`` (its OneCycle already sized to ``cfg.steps``); frames larger than
+    its training crop ``cfg.data.crop`` are predicted window by window (``GIOAda.forward``)."""
     from .module import GIOAda
-    return GIOAda(**dataclasses.asdict(cfg.model))
+    model = GIOAda(**dataclasses.asdict(cfg.model))
+    if cfg.data.crop != (cfg.data.height, cfg.data.width):
+        model.window = cfg.data.crop
+    return model
 
 
 def save_run(out_dir: str | Path, model: GIOAda, cfg: RunConfig, *, metrics: dict[str, Any] | None = None,

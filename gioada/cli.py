@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--summary", help="write DIR/ablation.json and ablation.md from the finished runs, train nothing")
     ab.add_argument("--translations", metavar="DIR", help="check every finished run's G against the target rendering "
                     "of the same scenes: DIR/ablation/translations.json and .jpg (needs the weights), train nothing")
+    ab.add_argument("--reevaluate", action="store_true", help="evaluate finished runs again where their metrics "
+                    "come from another inference mode (earlier figures kept in metrics.json), train nothing")
     ab.add_argument("extra", nargs=argparse.REMAINDER, help="after --: train flags added to every run")
     rep = sub.add_parser("report", help="evaluate the shipped models; write the README's table and figures")
     rep.add_argument("--out", default="docs")
@@ -136,7 +138,10 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 
 def cmd_ablation(a: argparse.Namespace) -> int:
-    from .ablation import ROWS, SEEDS, markdown, train_all, write_summary, write_translations
+    from .ablation import ROWS, SEEDS, markdown, reevaluate, train_all, write_summary, write_translations
+    if a.reevaluate:
+        print(f"{len(reevaluate(a.out))} runs re-evaluated")
+        return 0
     if a.translations:
         for row, seeds in write_translations(a.out, a.translations).items():
             for seed, c in seeds.items():

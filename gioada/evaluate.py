@@ -17,6 +17,11 @@ from .module import GIOAda
 from .sim import COMPONENTS
 
 
+def inference_mode(model: GIOAda) -> str:
+    """How ``model`` predicts a frame: "whole frame", or "windows of H×W" (its training crop)."""
+    return "whole frame" if model.window is None else f"windows of {model.window[0]}×{model.window[1]}"
+
+
 @torch.no_grad()
 def evaluate(model: GIOAda, data: DataConfig, domain: str = "target", scenes: int | None = None,
              batch_size: int = 16, progress: bool = False,
@@ -41,7 +46,7 @@ def evaluate(model: GIOAda, data: DataConfig, domain: str = "target", scenes: in
         if between is not None:
             between()
     names = get_label_space(data.label_space).classes
-    return {"domain": domain, "scenes": len(ds),
+    return {"domain": domain, "scenes": len(ds), "inference": inference_mode(model),
             "miou": float(miou.compute()) * 100,
             "per_class_iou": {n: float(v) * 100 for n, v in zip(names, iou.compute())},
             "depth": {k: float(v) for k, v in depth_m.compute().items()}}

@@ -14,7 +14,7 @@ from torch import nn
 
 from .classes import IGNORE_INDEX
 from .constants import FAR_DEPTH
-from .inference import predicted_classes
+from .inference import predicted_classes, sliding_window
 from .metrics import DepthMetrics, segmentation_metrics
 from .networks import Discriminator, ImageTransformNetwork, TaskNetwork
 
@@ -128,6 +128,10 @@ class GIOAda(pl.LightningModule):
         self.label_loss = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
         self.val_miou, self.val_iou = segmentation_metrics(k)
         self.val_depth = DepthMetrics(max_depth)
+        # Inference on frames larger than this (H, W) goes window by window (forward); training and the
+        # discriminators are unaffected. None: whole frames. Not a hyper-parameter: build_model sets it
+        # to the run's training crop when that is smaller than its native frame.
+        self.window: tuple[int, int] | None = None
         self.noise_seed = seed or 0              # G's noise in training: a private generator (see noise_generator)
         self._noise: torch.Generator | None = None
         # Channels-last (NHWC) weights, so the convolutions compute in that layout: oneDNN reads and writes
@@ -265,8 +269,15 @@ class GIOAda(pl.LightningModule):
 
     # -- Lightning hooks ---------------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """T on images B×3×H×W -> (logits B×K×H×W, depth B×1×H×W metres)."""
-        return self.task_network(images)
+        """T on images B×3×H×W -> (logits B×K×H×W, depth B×1×H×W metres).
+
+        Frames larger than ``window`` (the training crop, set by ``build_model``) are predicted window by
+        window (:func:`gioada.inference.sliding_window`): T is then always used at the size it trained at.
+        """
+        h, w = images.shape[2:]
+        if self.window is None or (h <= self.window[0] and w <= self.window[1]):
+            return self.task_network(images)
+        return sliding_window(self.task_network, images, self.window)
 
     def discriminator_step(self, batch: Batch, optimizer: torch.optim.Optimizer,
                            outputs: Outputs | None = None) -> dict[str, torch.Tensor]:
@@ -333,7 +344,7 @@ class GIOAda(pl.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         images, labels, depths = batch
-        logits, depth = self.task_network(images)
+        logits, depth = self(images)
         pred = predicted_classes(logits)
         self.val_miou.update(pred, labels)
         self.val_iou.update(pred, labels)

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from gioada.ablation import (ROWS, SHIPPED_ROWS, adapts_input, command, evaluation_spread, pending, run_dir, set_aside,
-                             summarise, translation_check, translation_figure)
+from gioada.ablation import (ROWS, SHIPPED_ROWS, adapts_input, command, evaluation_spread, pending, reevaluate, run_dir,
+                             set_aside, summarise, translation_check, translation_figure)
 from gioada.checkpoint import load_model, load_run_config
 from gioada.cli import build_parser, main, train_config
 from gioada.evaluate import evaluate
@@ -107,3 +107,23 @@ def test_translation_check_compares_G_with_the_target_rendering_of_the_same_scen
     assert 0 < check["labels_overlap"] < 100
     figure = translation_figure(tmp_path / "ablation", "source-only", scene=1)
     assert figure.shape[1:] == (96, 3) and figure.shape[0] == 3 * (32 + 26)      # source, seed 0's G, target
+
+
+def test_runs_evaluated_on_whole_frames_are_evaluated_again_window_by_window(tmp_path):
+    out = tmp_path / "ablation" / "gioada" / "seed0"
+    assert main(["train", "--out", str(out), "--steps", "2", "--val-every", "2", "--height", "32", "--width", "96",
+                 "--crop-width", "64", "--batch-size", "2", "--task-width", "8", "--transform-width", "8",
+                 "--disc-width", "8", "--val-scenes", "2", "--eval-scenes", "3", "--device", "cpu"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["target"]["inference"] == "windows of 32×64"
+    assert reevaluate(tmp_path / "ablation") == []                      # already today's inference: untouched
+    old = dict(metrics["target"], miou=-1.0)
+    del old["inference"]                                                 # as written before windowed inference
+    (out / "metrics.json").write_text(json.dumps({"target": old}))
+    assert reevaluate(tmp_path / "ablation", log=lambda _: None) == [out]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["superseded"] == [old] and metrics["target"]["scenes"] == 3
+    model = load_model(out)
+    assert metrics["target"]["miou"] == pytest.approx(evaluate(model, load_run_config(out).data, "target", 3)["miou"])
+    assert summarise(tmp_path / "ablation")["gioada"]["seeds"]["seed0"]["inference"] == "windows of 32×64"
+    assert reevaluate(tmp_path / "ablation") == []
