@@ -48,18 +48,23 @@ def sliding_window(net, images: torch.Tensor, window: tuple[int, int]) -> tuple[
     images B×3×H×W; ``net`` maps B'×3×h×w to (logits B'×K×h×w, depth B'×1×h×w) for h×w = ``window``
     (clipped to the frame). Windows overlap by half (:func:`window_starts`); the class probabilities and
     the depth of overlapping windows are averaged. Returns (log-probabilities B×K×H×W: logits whose
-    softmax is the average, depth B×1×H×W). All windows go through ``net`` as one batch.
+    softmax is the average, depth B×1×H×W). Windows go through ``net`` in batches of at most as many
+    pixels as ``images`` holds, so memory stays that of one whole-frame pass, whatever the window count.
     """
     b, _, h, w = images.shape
     wh, ww = min(window[0], h), min(window[1], w)
     boxes = [(t, left) for t in window_starts(h, wh) for left in window_starts(w, ww)]
-    logits, depth = net(torch.cat([images[:, :, t:t + wh, left:left + ww] for t, left in boxes]))  # (n·B)×…×wh×ww
-    probs = logits.softmax(dim=1)
-    prob_sum = images.new_zeros(b, probs.shape[1], h, w)
-    depth_sum = images.new_zeros(b, 1, h, w)
+    per_call = max(1, (h * w) // (wh * ww))                              # windows (of each image) per net call
+    prob_sum = depth_sum = None
     count = images.new_zeros(1, 1, h, w)
-    for i, (t, left) in enumerate(boxes):
-        prob_sum[:, :, t:t + wh, left:left + ww] += probs[i * b:(i + 1) * b]
-        depth_sum[:, :, t:t + wh, left:left + ww] += depth[i * b:(i + 1) * b]
-        count[:, :, t:t + wh, left:left + ww] += 1
+    for first in range(0, len(boxes), per_call):
+        chunk = boxes[first:first + per_call]
+        logits, depth = net(torch.cat([images[:, :, t:t + wh, left:left + ww] for t, left in chunk]))  # (n·B)×…
+        probs = logits.softmax(dim=1)
+        if prob_sum is None:
+            prob_sum, depth_sum = images.new_zeros(b, probs.shape[1], h, w), images.new_zeros(b, 1, h, w)
+        for i, (t, left) in enumerate(chunk):
+            prob_sum[:, :, t:t + wh, left:left + ww] += probs[i * b:(i + 1) * b]
+            depth_sum[:, :, t:t + wh, left:left + ww] += depth[i * b:(i + 1) * b]
+            count[:, :, t:t + wh, left:left + ww] += 1
     return (prob_sum / count).clamp_min(1e-12).log(), depth_sum / count

@@ -52,3 +52,17 @@ def test_a_model_predicts_frames_beyond_its_training_crop_window_by_window():
         expected = sliding_window(cropped.task_network, frame, (32, 64))
         assert all(torch.allclose(a, b) for a, b in zip(windowed, expected))
         assert not torch.allclose(windowed[1], cropped.task_network(frame)[1])    # not the whole-frame pass
+
+
+def test_windows_go_through_the_net_a_frame_s_worth_of_pixels_at_a_time():
+    """Memory stays that of one whole-frame pass: 9 windows of a quarter frame go in 3 calls (4, 4, 1)."""
+    calls = []
+
+    def net(x):
+        calls.append(x.shape[0])
+        return _pointwise(x)
+
+    images = torch.randn(2, 3, 128, 384)
+    logits, depth = sliding_window(net, images, (64, 192))
+    assert calls == [8, 8, 2] and max(calls) * 64 * 192 <= 2 * 128 * 384
+    assert torch.allclose(depth, _pointwise(images)[1], atol=1e-5)
