@@ -37,9 +37,11 @@ bench: install
 # The ablation (gioada/ablation.py): every row × 3 seeds at the shipped length, resumable: a finished run is
 # never retrained, so `make ablation` carries on where the last sitting stopped. On the 2-core CPU one run
 # takes about 30 minutes with one thread (two run at a time); on a GPU, `bash bench/gpu.sh` trains the set.
+# --reevaluate re-measures runs evaluated before window-by-window prediction (a no-op once all are current).
 ABLATION = runs/ablation
 ablation: install
 	$(PY) -m gioada ablation --out $(ABLATION) --jobs 2 --threads 1
+	$(PY) -m gioada ablation --out $(ABLATION) --reevaluate
 	$(PY) -m gioada ablation --out $(ABLATION) --summary docs
 
 # The shipped models (assets/): seed 0 of the six rows the app knows, copied into assets/ only once all
