@@ -154,12 +154,12 @@ def reevaluate(out: str | Path, log=print) -> list[Path]:
     done = []
     for row in ROWS:
         for p in _finished(out, row):
-            metrics = read_json(p, METRICS)
-            old, model = metrics["target"], load_model(p)
-            if old.get("inference", "whole frame") == inference_mode(model):
+            metrics, data = read_json(p, METRICS), load_run_config(p).data
+            old = metrics["target"]
+            if old.get("inference", "whole frame") == inference_mode(data.window):
                 continue
-            new = evaluate(model, load_run_config(p).data, "target", old["scenes"])
-            metrics = {"target": new, "superseded": [*metrics.get("superseded", []), old]}
+            new = evaluate(load_model(p), data, "target", old["scenes"])
+            metrics |= {"target": new, "superseded": [*metrics.get("superseded", []), old]}
             tmp = p / f".{METRICS}.tmp"
             tmp.write_text(json.dumps(metrics, indent=2) + "\n")
             tmp.replace(p / METRICS)

@@ -40,8 +40,7 @@ def build_model(cfg: RunConfig) -> GIOAda:
     its training crop ``cfg.data.crop`` are predicted window by window (``GIOAda.forward``)."""
     from .module import GIOAda
     model = GIOAda(**dataclasses.asdict(cfg.model))
-    if cfg.data.crop != (cfg.data.height, cfg.data.width):
-        model.window = cfg.data.crop
+    model.window = cfg.data.window
     return model
 
 

@@ -84,6 +84,12 @@ class DataConfig:
         """(H, W) of a training crop: at most the native frame."""
         return min(self.crop_height, self.height), min(self.crop_width, self.width)
 
+    @property
+    def window(self) -> tuple[int, int] | None:
+        """What a model trained on this data predicts whole frames window by window at: the training crop
+        when it is smaller than the native frame, else None (whole frames)."""
+        return None if self.crop == (self.height, self.width) else self.crop
+
     def __post_init__(self) -> None:
         _check_types(self)
         for name in ("height", "width", "crop_height", "crop_width"):

@@ -17,9 +17,9 @@ from .module import GIOAda
 from .sim import COMPONENTS
 
 
-def inference_mode(model: GIOAda) -> str:
-    """How ``model`` predicts a frame: "whole frame", or "windows of H×W" (its training crop)."""
-    return "whole frame" if model.window is None else f"windows of {model.window[0]}×{model.window[1]}"
+def inference_mode(window: tuple[int, int] | None) -> str:
+    """How a model with this ``GIOAda.window`` predicts a frame: "whole frame", or "windows of H×W"."""
+    return "whole frame" if window is None else f"windows of {window[0]}×{window[1]}"
 
 
 @torch.no_grad()
@@ -46,7 +46,7 @@ def evaluate(model: GIOAda, data: DataConfig, domain: str = "target", scenes: in
         if between is not None:
             between()
     names = get_label_space(data.label_space).classes
-    return {"domain": domain, "scenes": len(ds), "inference": inference_mode(model),
+    return {"domain": domain, "scenes": len(ds), "inference": inference_mode(model.window),
             "miou": float(miou.compute()) * 100,
             "per_class_iou": {n: float(v) * 100 for n, v in zip(names, iou.compute())},
             "depth": {k: float(v) for k, v in depth_m.compute().items()}}

@@ -532,6 +532,7 @@ class FinetuneManager:
 
     def _run(self, job: FinetuneJob, extra: tuple[Callback, ...]) -> None:
         # The training machinery is imported here, when a run starts, not when the app starts.
+        from .checkpoint import load_run_config
         from .evaluate import evaluate
         from .train import make_model, train
         cfg, params = job.cfg, job.params
@@ -539,6 +540,8 @@ class FinetuneManager:
         try:
             # 1. The starting weights, measured on held-out target scenes (same seed as train(): same init).
             start = make_model(cfg)
+            if cfg.init_from:      # the starting model predicts as it always did: at its own training crop
+                start.window = load_run_config(cfg.init_from).data.window
             before = evaluate(start, cfg.data, "target", self.eval_scenes, between=self.compute.serve_waiting)
             scene = _preview_scene(cfg)
             job._record(0, {}, preview(start, *scene, space=get_label_space(cfg.data.label_space)))
@@ -652,6 +655,10 @@ def _command(cfg: RunConfig, out_dir: Path, eval_scenes: int) -> str:
             "--batch-size", d.batch_size, "--shift", d.shift,
             "--task-width", m.task_width, "--transform-width", m.transform_width, "--disc-width", m.disc_width,
             "--val-every", cfg.val_every, "--val-scenes", d.val_scenes, "--eval-scenes", eval_scenes]
+    if m.lam_content > 0:
+        args += ["--lam-content", m.lam_content]
+    args += [flag for on, flag in ((m.transform_depth, "--no-transform-depth"),
+                                   (m.output_disc_depth, "--no-output-disc-depth")) if not on]
     if d.source != "sim" or d.target != "sim":
         args += ["--source", d.source, "--target", d.target, "--label-space", d.label_space]
     if cfg.init_from:

@@ -219,7 +219,9 @@ def lab_start(registry: ModelRegistry, data: DataConfig, key: str = "") -> LabSt
             template = registry.load(key)           # the registry's cached copy: read, never trained
         else:
             k = get_label_space(data.label_space).num_classes
-            cfg = RunConfig(model=ModelConfig(num_classes=k), data=data)
+            # it trains on LAB_CROP crops only, so its views go window by window at that size
+            cfg = RunConfig(model=ModelConfig(num_classes=k),
+                            data=dataclasses.replace(data, crop_height=LAB_CROP[0], crop_width=LAB_CROP[1]))
             template = build_model(cfg).eval()      # random weights, drawn once per process
         n = sum(p.numel() for p in template.parameters())
         if n > MAX_PARAMETERS:

@@ -96,6 +96,7 @@ class GIOAda(pl.LightningModule):
     ``input_discriminator``     the input-level discriminator D_img (x_t real, x̃_s fake)
     ``output_discriminator``    the output-level discriminator D_out on T's (ŷ, d̂)
     ``lam_input/output/depth``  λ weights of the input adversarial, output adversarial, depth losses
+    ``lam_content``             weight of G's content constraint (not in the paper)
     ==========================  ===============================================================
 
     One departure from the seed design: its generator step has no loss on target images ("they do not
@@ -128,9 +129,9 @@ class GIOAda(pl.LightningModule):
         self.label_loss = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
         self.val_miou, self.val_iou = segmentation_metrics(k)
         self.val_depth = DepthMetrics(max_depth)
-        # Inference on frames larger than this (H, W) goes window by window (forward); training and the
-        # discriminators are unaffected. None: whole frames. Not a hyper-parameter: build_model sets it
-        # to the run's training crop when that is smaller than its native frame.
+        # T's predictions (forward) on frames larger than this (H, W) go window by window; training steps
+        # (forward_pass, on crops) do not use it. None: whole frames. Not a hyper-parameter: build_model
+        # sets it to the run's training crop when that is smaller than its native frame.
         self.window: tuple[int, int] | None = None
         self.noise_seed = seed or 0              # G's noise in training: a private generator (see noise_generator)
         self._noise: torch.Generator | None = None
@@ -272,7 +273,8 @@ class GIOAda(pl.LightningModule):
         """T on images B×3×H×W -> (logits B×K×H×W, depth B×1×H×W metres).
 
         Frames larger than ``window`` (the training crop, set by ``build_model``) are predicted window by
-        window (:func:`gioada.inference.sliding_window`): T is then always used at the size it trained at.
+        window (:func:`gioada.inference.sliding_window`), at the size T trained at; the logits are then the
+        log of the windows' averaged probabilities (the same softmax and argmax).
         """
         h, w = images.shape[2:]
         if self.window is None or (h <= self.window[0] and w <= self.window[1]):

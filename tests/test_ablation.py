@@ -119,10 +119,11 @@ def test_runs_evaluated_on_whole_frames_are_evaluated_again_window_by_window(tmp
     assert reevaluate(tmp_path / "ablation") == []                      # already today's inference: untouched
     old = dict(metrics["target"], miou=-1.0)
     del old["inference"]                                                 # as written before windowed inference
-    (out / "metrics.json").write_text(json.dumps({"target": old}))
+    (out / "metrics.json").write_text(json.dumps({"target": old, "source": {"miou": 1.0}}))
     assert reevaluate(tmp_path / "ablation", log=lambda _: None) == [out]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["superseded"] == [old] and metrics["target"]["scenes"] == 3
+    assert metrics["source"] == {"miou": 1.0}                           # nothing else in the file is lost
     model = load_model(out)
     assert metrics["target"]["miou"] == pytest.approx(evaluate(model, load_run_config(out).data, "target", 3)["miou"])
     assert summarise(tmp_path / "ablation")["gioada"]["seeds"]["seed0"]["inference"] == "windows of 32×64"

@@ -25,8 +25,9 @@ from pytorch_lightning.callbacks import Callback
 
 import app
 from gioada import DataConfig, ModelConfig, RunConfig
-from gioada.checkpoint import is_run_dir, load_model, read_json
+from gioada.checkpoint import is_run_dir, load_model, load_run_config, read_json
 from gioada.diagram import render as render_diagram
+from gioada.evaluate import evaluate
 from gioada.explore import Explorer
 from gioada.finetune import FinetuneManager, FinetuneParams, Snapshot, safe_run_name
 from gioada.plots import CHANCE, CONFIDENCE_SERIES, LOSS_SERIES, curve_frame
@@ -382,6 +383,27 @@ def test_divergence_stops_the_run_and_keeps_the_last_good_weights(dirs, tmp_path
     saved = model.state_dict()
     assert all(torch.equal(saved[k], v) for k, v in poison.good.items())     # exactly the weights after step 1
     assert math.isfinite(snap.after["miou"])
+
+
+def test_finetune_measures_the_start_as_it_predicts_and_the_result_at_its_own_crop(tmp_path):
+    """A start trained on whole 64×192 frames is measured on whole frames; the fine-tune, trained on 32×96
+    crops of them, predicts window by window at 32×96. Its reproduction command names every switch."""
+    runs = tmp_path / "runs"
+    cfg = RunConfig(model=ModelConfig(task_width=8, transform_width=8, disc_width=8, lam_content=0.5,
+                                      transform_depth=False),
+                    data=DataConfig(height=64, width=192, batch_size=2, val_scenes=2), steps=2, val_every=2)
+    train(cfg, runs / "wide", progress=False, eval_scenes=2)
+    registry = ModelRegistry(tmp_path / "assets", runs, device="cpu")
+    job = FinetuneManager(registry, eval_scenes=2).start(
+        FinetuneParams(steps=2, batch_size=2, height=32, start_from="runs/wide", run_name="narrow"))
+    snap = job.wait(120)
+    assert snap.state == "done", snap.message
+    assert snap.before["inference"] == "whole frame" and snap.after["inference"] == "windows of 32×96"
+    start = load_model(runs / "wide")
+    assert snap.before["miou"] == pytest.approx(evaluate(start, load_run_config(runs / "wide").data, "target", 2)["miou"])
+    command = json.loads((runs / "narrow" / "run.json").read_text())["command"]
+    assert "--lam-content 0.5" in command and "--no-transform-depth" in command
+    assert "--no-output-disc-depth" not in command
 
 
 def test_runs_dir_may_not_be_the_shipped_models(dirs):

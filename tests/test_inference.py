@@ -44,6 +44,7 @@ def test_a_model_predicts_frames_beyond_its_training_crop_window_by_window():
     cropped = build_model(RunConfig(model=tiny, data=DataConfig(height=64, width=128, crop_height=32, crop_width=64)))
     whole = build_model(RunConfig(model=tiny, data=DataConfig(height=64, width=128, crop_height=64, crop_width=128)))
     assert cropped.window == (32, 64) and whole.window is None
+    assert DataConfig(height=64, width=128, crop_height=128, crop_width=256).window is None   # crop clipped to frame
     cropped.eval()
     frame, crop = torch.randn(1, 3, 64, 128), torch.randn(2, 3, 32, 64)
     with torch.no_grad():
