@@ -1,7 +1,9 @@
 """Inference latency of one Explore click: render a scene in both domains, translate it with G, run T
 on the source, translated and target images, and both discriminators on each (plus the confidence map).
+Each round clicks twice, alternating: T on whole frames, and T window by window at ``--window`` (what a
+model trained on crops of that size does, ``GIOAda.window``); the ratio is the median per-round ratio.
 
-    python bench/bench_inference.py [--model gioada] [--height 128 --width 384] [--n 30]
+    python bench/bench_inference.py [--model gioada] [--height 128 --width 384] [--window 64 192] [--n 30]
 """
 from __future__ import annotations
 
@@ -39,21 +41,28 @@ def main() -> None:
     p.add_argument("--model", default="gioada", help="shipped model name (an untrained default model if absent)")
     p.add_argument("--height", type=int, default=128)
     p.add_argument("--width", type=int, default=384)
+    p.add_argument("--window", type=int, nargs=2, default=(64, 192), metavar=("H", "W"),
+                   help="T's window for the window-by-window clicks (a training crop)")
     p.add_argument("--n", type=int, default=30)
     a = p.parse_args()
     device = pick_device()
     model = (load_pretrained(a.model) if a.model in available() else build_model(RunConfig())).to(device).eval()
-    for i in range(3):
-        click(model, i, a.height, a.width, device)
-    times = []
-    for i in range(a.n):
-        t = time.perf_counter()
-        click(model, 1000 + i, a.height, a.width, device)
-        times.append(1000 * (time.perf_counter() - t))
+    windows = {"whole frame": None, f"windows of {a.window[0]}×{a.window[1]}": tuple(a.window)}
+    times: dict[str, list[float]] = {k: [] for k in windows}
+    for i in range(-3, a.n):                                   # 3 warm-up rounds
+        for name, window in windows.items():
+            model.window = window
+            t = time.perf_counter()
+            click(model, 1000 + i, a.height, a.width, device)
+            if i >= 0:
+                times[name].append(1000 * (time.perf_counter() - t))
     where = torch.cuda.get_device_name(0) if device.type == "cuda" else \
         f"CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
-    print(f"explore click at {a.height}×{a.width} ({a.model}) on {where}: median {statistics.median(times):.1f} ms, "
-          f"p90 {sorted(times)[int(0.9 * len(times)) - 1]:.1f} ms over {a.n} clicks")
+    for name, ts in times.items():
+        print(f"explore click at {a.height}×{a.width} ({a.model}, T on {name}) on {where}: median "
+              f"{statistics.median(ts):.1f} ms, p90 {sorted(ts)[int(0.9 * len(ts)) - 1]:.1f} ms over {a.n} clicks")
+    whole, windowed = times.values()
+    print(f"window by window / whole frame: {statistics.median(b / a for a, b in zip(whole, windowed)):.2f}x")
 
 
 if __name__ == "__main__":
