@@ -17,7 +17,7 @@ import torch
 from gioada.checkpoint import build_model
 from gioada.config import RunConfig
 from gioada.data import sample_to_tensors
-from gioada.inference import pick_device
+from gioada.inference import inference_mode, pick_device
 from gioada.pretrained import available, load_pretrained
 from gioada.sim import Shift, render
 
@@ -47,7 +47,7 @@ def main() -> None:
     a = p.parse_args()
     device = pick_device()
     model = (load_pretrained(a.model) if a.model in available() else build_model(RunConfig())).to(device).eval()
-    windows = {"whole frame": None, f"windows of {a.window[0]}×{a.window[1]}": tuple(a.window)}
+    windows = {inference_mode(w): w for w in (None, tuple(a.window))}
     times: dict[str, list[float]] = {k: [] for k in windows}
     for i in range(-3, a.n):                                   # 3 warm-up rounds
         for name, window in windows.items():

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import torch
 
 from .checkpoint import CONFIG, LOG, METRICS, RUN_INFO, read_json
-from .inference import predicted_classes
+from .inference import inference_mode, predicted_classes
 
 # Row name -> train flags. The first six are the shipped models the app knows; the three split rows
 # switch off one use of geometry each (no-depth switches off all three). The last row is not in the paper:
@@ -115,6 +115,11 @@ def _finished(out: str | Path, row: str) -> list[Path]:
                   key=lambda p: int(p.name[4:]))
 
 
+def _inference(target: dict[str, Any]) -> str:
+    """How a stored evaluation predicted frames (those written before the field existed: whole frames)."""
+    return target.get("inference", inference_mode(None))
+
+
 def _mean_std(values: list[float]) -> dict[str, Any]:
     return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else None,
             "n": len(values), "values": values}
@@ -129,7 +134,7 @@ def summarise(out: str | Path, rows: Sequence[str] = tuple(ROWS)) -> dict[str, A
             target = read_json(p, METRICS)["target"]
             info = read_json(p, RUN_INFO)
             runs[p.name] = {"miou": target["miou"], "per_class_iou": target["per_class_iou"], "depth": target["depth"],
-                            "scenes": target["scenes"], "inference": target.get("inference", "whole frame"),
+                            "scenes": target["scenes"], "inference": _inference(target),
                             "command": info.get("command"),
                             "hardware": info.get("hardware"), "train_seconds": info.get("train_seconds")}
         if not runs:
@@ -145,25 +150,25 @@ def summarise(out: str | Path, rows: Sequence[str] = tuple(ROWS)) -> dict[str, A
 
 def reevaluate(out: str | Path, log=print) -> list[Path]:
     """Evaluate every finished run again where its ``metrics.json`` comes from another inference mode
-    (``evaluate.inference_mode``: runs evaluated on whole frames before window-by-window prediction), on as
+    (``inference.inference_mode``: runs evaluated on whole frames before window-by-window prediction), on as
     many test scenes as before. The earlier figures stay in ``metrics.json`` under ``superseded``.
     Returns the runs re-evaluated."""
     from .checkpoint import load_model, load_run_config
-    from .evaluate import evaluate, inference_mode
+    from .evaluate import evaluate
 
     done = []
     for row in ROWS:
         for p in _finished(out, row):
             metrics, data = read_json(p, METRICS), load_run_config(p).data
             old = metrics["target"]
-            if old.get("inference", "whole frame") == inference_mode(data.window):
+            if _inference(old) == inference_mode(data.window):
                 continue
             new = evaluate(load_model(p), data, "target", old["scenes"])
             metrics |= {"target": new, "superseded": [*metrics.get("superseded", []), old]}
             tmp = p / f".{METRICS}.tmp"
             tmp.write_text(json.dumps(metrics, indent=2) + "\n")
             tmp.replace(p / METRICS)
-            log(f"{row} {p.name}: target mIoU {old['miou']:.1f} ({old.get('inference', 'whole frame')}) -> "
+            log(f"{row} {p.name}: target mIoU {old['miou']:.1f} ({_inference(old)}) -> "
                 f"{new['miou']:.1f} ({new['inference']})")
             done.append(p)
     return done

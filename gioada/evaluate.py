@@ -11,15 +11,10 @@ from tqdm import tqdm
 from .classes import get_label_space
 from .config import DataConfig
 from .data import eval_set, train_set
-from .inference import predicted_classes
+from .inference import inference_mode, predicted_classes
 from .metrics import DepthMetrics, segmentation_metrics
 from .module import GIOAda
 from .sim import COMPONENTS
-
-
-def inference_mode(window: tuple[int, int] | None) -> str:
-    """How a model with this ``GIOAda.window`` predicts a frame: "whole frame", or "windows of H×W"."""
-    return "whole frame" if window is None else f"windows of {window[0]}×{window[1]}"
 
 
 @torch.no_grad()

@@ -33,6 +33,11 @@ def predicted_classes(logits: torch.Tensor, dim: int = 1) -> torch.Tensor:
     return logits.max(dim).indices
 
 
+def inference_mode(window: tuple[int, int] | None) -> str:
+    """How a model with this ``GIOAda.window`` predicts a frame: "whole frame", or "windows of H×W"."""
+    return "whole frame" if window is None else f"windows of {window[0]}×{window[1]}"
+
+
 def window_starts(size: int, window: int) -> list[int]:
     """Offsets of windows of ``window`` pixels along an axis of ``size``, half a window apart, the last
     flush with the end: every pixel is covered and none is left to a window's border alone."""
