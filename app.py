@@ -96,6 +96,11 @@ TOUR = [
      "The **full method** adds D_out, which judges T's outputs (segmentation + depth) on real vs translated "
      "images, and uses depth throughout. Compare it with the **no-depth** ablation.",
      ["gioada"], ["no-depth", "output-only", "source-only"], 1.0),
+    ("5 · Keep the content",
+     "G sees the label map, so it can paint classes in colours T learns to read, colours that real images "
+     "never have. **gioada-content** adds one loss that keeps G's translation close to its input "
+     "(not in the paper). Compare its translation and segmentation with **gioada**'s.",
+     ["gioada-content"], ["gioada", "output-only"], 1.0),
 ]
 
 EXPLAIN = """
@@ -116,7 +121,12 @@ two levels, guided by geometry:
 Every training step updates the discriminators first (**D step**), then G and T (**G step**) with the
 adversarial labels flipped. Training has converged when both discriminators answer about **50%**
 (chance) for everything. λ_in = λ_out = 0 is the no-adaptation baseline; λ_depth = 0 drops T's depth loss
-(the `no-depth` model also takes depth away from G and D_out).
+(the `no-depth` model also takes depth away from G and D_out). `gioada-content` adds a content constraint
+that is not in the paper: G also keeps its translation close to its input (mean |G(xₛ) − xₛ|, weighted by
+λ_content).
+
+The shipped models see 128×384 frames; they trained on random 64×192 crops and predict a whole frame
+window by window at that size.
 """
 
 

@@ -130,7 +130,10 @@ class ModelRegistry:
         parts += [text for on, text in ((m.lam_content > 0, f"λ_content {m.lam_content:g}"),
                                         (not m.transform_depth, "G without depth"),
                                         (not m.output_disc_depth, "D_out without depth")) if on]
-        parts.append(f"{cfg.steps} steps at {cfg.data.height}×{cfg.data.width}")
+        size = f"{cfg.data.height}×{cfg.data.width}"
+        window = cfg.data.window
+        parts.append(f"{cfg.steps} steps on {window[0]}×{window[1]} crops of {size} frames" if window
+                     else f"{cfg.steps} steps at {size}")
         if cfg.data.oracle:
             parts.insert(0, "oracle (trained on target labels)")
         if isinstance(miou, (int, float)):

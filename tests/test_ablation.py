@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from gioada.ablation import (ROWS, SHIPPED_ROWS, adapts_input, command, evaluation_spread, pending, reevaluate, run_dir,
+from gioada.ablation import (ROWS, adapts_input, command, evaluation_spread, pending, reevaluate, run_dir,
                              set_aside, summarise, translation_check, translation_figure)
 from gioada.checkpoint import load_model, load_run_config
 from gioada.cli import build_parser, main, train_config
@@ -37,7 +37,7 @@ def test_each_row_is_the_setting_it_names(row, lam_in, lam_out, lam_depth, g_dep
 
 
 def test_rows_cover_the_shipped_models():
-    assert set(SHIPPED_ROWS) == set(SHIPPED) and set(SHIPPED_ROWS) <= set(ROWS)
+    assert set(SHIPPED) <= set(ROWS)
 
 
 def _fake_run(out, row, seed, miou, thin):

@@ -75,9 +75,11 @@ def test_a_model_description_names_every_switch_away_from_the_default(dirs, tmp_
     shutil.copytree(dirs["assets"] / "gioada", run)
     cfg = json.loads((run / "config.json").read_text())
     cfg["model"] |= {"lam_content": 0.5, "transform_depth": False, "output_disc_depth": False}
+    cfg["data"] |= {"crop_height": 32, "crop_width": 32}
     (run / "config.json").write_text(json.dumps(cfg))
     key = next(k for k in registry.keys() if k.endswith("switched"))
-    assert "λ_content 0.5 · G without depth · D_out without depth · 2 steps" in registry.describe(key)
+    assert ("λ_content 0.5 · G without depth · D_out without depth · 2 steps on 32×32 crops of 32×64 frames"
+            in registry.describe(key))
 
 
 @pytest.fixture(scope="module")
