@@ -178,22 +178,24 @@ def _view(key: str, description: str, model: GIOAda, source: Sample | None, targ
     device = next(model.parameters()).device
     hp = model.hparams
     x_t = image_to_tensor(target.image)[None].to(device)                         # 1×3×H×W
-    names = ["target"]
-    batch = x_t
+    names, images, rows = ["target"], x_t, [0]       # images: what the networks see; rows: one per name
     if source is not None:
         x_s = image_to_tensor(source.image)[None].to(device)
         labels = torch.from_numpy(source.labels.astype(np.int64))[None].to(device)  # 1×H×W
         depth = (torch.from_numpy(source.depth)[None, None].to(device) if source.depth is not None
                  else torch.zeros_like(x_s[:, :1]))                                # 1×1×H×W
         translated = model.translate(x_s, labels, depth, seed=0)                  # the same on every click
-        batch = torch.cat([x_s, translated, x_t])                                  # 3×3×H×W
         names = ["source", "translated", "target"]
-    logits, pred_depth = model(batch)                                              # n×K×H×W, n×1×H×W
+        if translated is x_s:        # no G: the translation is the source itself, seen once, its rows repeated
+            images, rows = torch.cat([x_s, x_t]), [0, 0, 1]
+        else:
+            images, rows = torch.cat([x_s, translated, x_t]), [0, 1, 2]
+    logits, pred_depth = (r[rows] for r in model(images))                          # n×K×H×W, n×1×H×W
     outputs = model.task_outputs(logits, pred_depth)                               # n×(K+1)×H×W
-    probs = torch.sigmoid(model.input_discriminator.logits_map(batch))            # n×1×H/8×W/8: D_in runs once
-    p_in = probs.mean(dim=(2, 3))[:, 0].tolist()                                  # = input_discriminator(batch)
+    probs = torch.sigmoid(model.input_discriminator.logits_map(images))[rows]     # n×1×H/8×W/8: D_in runs once
+    p_in = probs.mean(dim=(2, 3))[:, 0].tolist()                                  # = input_discriminator(·)
     p_out = model.output_discriminator(outputs)[:, 0].tolist()
-    map_in = torch.nn.functional.interpolate(probs, size=batch.shape[2:], mode="bilinear",   # = confidence_map
+    map_in = torch.nn.functional.interpolate(probs, size=images.shape[2:], mode="bilinear",  # = confidence_map
                                              align_corners=False)[:, 0].cpu().numpy()      # n×H×W
     pred = predicted_classes(logits).cpu()
     t = len(names) - 1

@@ -415,6 +415,29 @@ def test_runs_dir_may_not_be_the_shipped_models(dirs):
         ModelRegistry(dirs["assets"], dirs["assets"] / "gioada")
 
 
+def test_explore_runs_a_model_without_g_once_per_image(dirs, tmp_path):
+    """Without G the translation is the source itself: T sees it once, and every figure is still T's own."""
+    from gioada.data.synthetic import image_to_tensor
+    from gioada.inference import predicted_classes
+    from gioada.metrics import image_miou
+    explorer = Explorer(ModelRegistry(dirs["assets"], tmp_path / "runs", device="cpu"))
+    model = explorer.registry.load("source-only")
+    seen = []
+    hook = model.task_network.register_forward_hook(lambda m, args, out: seen.append(args[0].shape[0]))
+    try:
+        view = explorer.scene(["source-only"], 3, 1.0).models[0]
+    finally:
+        hook.remove()
+    assert sum(seen) == 2                                       # the source and the target, once each
+    assert view.d_in["source"] == view.d_in["translated"] and view.d_out["source"] == view.d_out["translated"]
+    source, target, _ = explorer.scenes.get(3, 1.0, 32, 64)
+    with torch.no_grad():
+        logits = model(torch.stack([image_to_tensor(source.image), image_to_tensor(target.image)]))[0]
+    pred = predicted_classes(logits)
+    for i, (sample, figure) in enumerate([(source, view.miou_source), (target, view.miou_target)]):
+        assert figure == pytest.approx(100 * image_miou(pred[i], torch.from_numpy(sample.labels.astype(np.int64)), 10))
+
+
 def test_no_models_installed_still_explores_and_trains(tmp_path):
     registry = ModelRegistry(tmp_path / "empty-assets", tmp_path / "runs", device="cpu")
     result = Explorer(registry).scene(["", ""], 0, 1.0)
