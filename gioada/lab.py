@@ -14,7 +14,8 @@ exactly as :meth:`GIOAda.training_step` calls them, so what the lab shows is wha
 Randomness comes from the lab's own ``torch.Generator`` objects (which crops form a batch, G's noise),
 never from torch's global RNG: a lab's steps interleave with other labs', Explore's and a fine-tuning run's.
 
-:meth:`Lab.view` measures the lab on a fixed held-out scene: G's translation of its source rendering,
+:meth:`Lab.view` measures the lab on a fixed held-out scene (the ``LAB_VIEW`` centre of the start model's
+native frame, at the scale it trained at): G's translation of its source rendering,
 T's segmentation and depth of its target rendering, D_in's per-location P(real) map on both, the
 discriminators' P(real), the loss history and a plain-language status (:class:`LabView`).
 
@@ -53,6 +54,7 @@ if TYPE_CHECKING:   # GIOAda imports Lightning: loaded where a model is built
 
 _M = ModelConfig()
 LAB_CROP = (32, 96)           # H×W of the training crops: several steps/s on 2 CPU cores
+LAB_VIEW = (64, 192)          # H×W of the held-out view: the centre of the start's native frame (one T window)
 LAB_BATCH = 2                 # crops per step
 POOL_SIZE = 24                # training pairs rendered once per start point, shared by every lab
 MAX_PARAMETERS = 30_000_000   # a start model larger than this would not fit beside everything else
@@ -194,7 +196,8 @@ class LabStart:
     key: str                                  # registry key, or "" for random weights
     model: GIOAda                             # the starting weights: copied, never trained
     pool: tuple[torch.Tensor, ...]            # POOL_SIZE training items: real, fake N×3×h×w, labels N×h×w, depth
-    scene: tuple[torch.Tensor, ...]           # held-out scene 0: source 3×H×W, labels H×W, depth 1×H×W, target
+    scene: tuple[torch.Tensor, ...]           # held-out scene 0's centre (LAB_VIEW): source 3×H×W, labels H×W,
+                                              # depth 1×H×W, target
     space_name: str
 
 
@@ -235,12 +238,20 @@ def lab_start(registry: ModelRegistry, data: DataConfig, key: str = "") -> LabSt
         items = [train_set(native, POOL_SIZE, seed=0)[i] for i in range(POOL_SIZE)]
         pool = tuple(torch.stack([it[j] for it in items]) for j in range(4))
         source = eval_set(native, "source", 1)[0]
-        scene = (*source, eval_set(native, "target", 1)[0][0])
+        scene = tuple(_centre(t, LAB_VIEW) for t in (*source, eval_set(native, "target", 1)[0][0]))
         start = LabStart(key, template, pool, scene, data.label_space)
         _STARTS[stamp] = start
         while len(_STARTS) > _MAX_STARTS:
             _STARTS.popitem(last=False)
         return start
+
+
+def _centre(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The centre ``size`` (H×W, at most the tensor's) of ``t`` …×H'×W': views cost one window, at the
+    native scale."""
+    h, w = min(size[0], t.shape[-2]), min(size[1], t.shape[-1])
+    top, left = (t.shape[-2] - h) // 2, (t.shape[-1] - w) // 2
+    return t[..., top:top + h, left:left + w].contiguous()
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -197,3 +197,18 @@ def test_status_speaks_plainly():
     p |= {"D_in · target": 0.52, "D_in · G(source)": 0.49}
     assert lab_status(p, True, True).startswith("Both discriminators are near chance")
     assert "No adversaries" in lab_status(p, False, False)
+
+
+def test_the_view_is_the_centre_of_the_native_frame_at_its_scale(registry, monkeypatch):
+    """A view costs one T window, whatever the start's native size: the lab looks at the centre of the frame
+    (at the scale the start trained at), not at a resized scene."""
+    from gioada.data import eval_set
+    monkeypatch.setattr(labmod, "LAB_VIEW", (16, 32))
+    monkeypatch.setattr(labmod, "_STARTS", type(labmod._STARTS)())
+    start = lab_start(registry, DataConfig(), "gioada")
+    native = DataConfig(height=32, width=64, val_scenes=1)         # the start's native frame
+    source, labels, depth = eval_set(native, "source", 1)[0]
+    target = eval_set(native, "target", 1)[0][0]
+    for got, full in zip(start.scene, (source, labels, depth, target)):
+        assert got.shape[-2:] == (16, 32) and torch.equal(got, full[..., 8:24, 16:48])
+    assert Lab(start, FULL).view().translation.shape[1] >= 32
