@@ -122,14 +122,14 @@ def write_report(out_dir: str | Path = "docs", scenes: int = 200, sweep_scenes: 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results = evaluate_shipped(scenes)
-    names = [n for n in ("source-only", "gioada", "gioada-content") if n in results]
-    shown = names + ["oracle"] * ("oracle" in results)
-    models = {n: load_model(resolve_run(n)) for n in shown}
-    if names:
-        comparison_figure(models, load_run_config(resolve_run(names[0])).data, [0, 1, 2, 3], out / "comparison.png")
-        results["shift_sweep"] = {"strengths": [0.0, 0.5, 1.0, 1.5, 2.0], "scenes": sweep_scenes,
-                                  "miou": shift_sweep(names, [0.0, 0.5, 1.0, 1.5, 2.0], sweep_scenes,
-                                                      out / "shift_sweep.png")}
+    swept = [n for n in ("source-only", "gioada", "gioada-content") if n in results]   # and in the comparison
+    compared = swept + [n for n in ("oracle",) if n in results]
+    if swept:
+        models = {n: load_model(resolve_run(n)) for n in compared}
+        comparison_figure(models, load_run_config(resolve_run(swept[0])).data, [0, 1, 2, 3], out / "comparison.png")
+        strengths = [0.0, 0.5, 1.0, 1.5, 2.0]
+        results["shift_sweep"] = {"strengths": strengths, "scenes": sweep_scenes,
+                                  "miou": shift_sweep(swept, strengths, sweep_scenes, out / "shift_sweep.png")}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(markdown_table({k: v for k, v in results.items() if k != "shift_sweep"}) + "\n")
     return results
