@@ -44,8 +44,8 @@ ablation: install
 	$(PY) -m gioada ablation --out $(ABLATION) --reevaluate
 	$(PY) -m gioada ablation --out $(ABLATION) --summary docs
 
-# The shipped models (assets/): seed 0 of the seven rows the app knows (gioada.pretrained.SHIPPED), copied into assets/ only once all
-# six are trained (git keeps the old ones), then the report's figures.
+# The shipped models (assets/): seed 0 of the seven rows the app knows (gioada.pretrained.SHIPPED), copied
+# into assets/ only once all seven are trained (git keeps the old ones), then the report's figures.
 MODELS = source-only input-only output-only no-depth gioada gioada-content oracle
 assets: install
 	$(PY) -m gioada ablation --out $(ABLATION) --rows $(MODELS) --seeds 0 --jobs 2 --threads 1

@@ -39,7 +39,7 @@ from gioada.finetune import (LIMITS, PRESETS, PREVIEW_SECONDS, FinetuneJob, Fine
 from gioada.lab import (DEFAULT_START, FOREGROUND, LAB_BATCH, LAB_CROP, LAB_PRESETS, SLOT, LabPool,
                         LabSettings, LabView, lab_preset, translation_pair)
 from gioada.plots import CONFIDENCE_COLORS, CONFIDENCE_SERIES, LOSS_COLORS, LOSS_SERIES, curve_frame
-from gioada.pretrained import ASSETS
+from gioada.pretrained import ASSETS, SHIPPED
 from gioada.registry import ModelRegistry
 from gioada.scenes import MAX_SCENE, DatasetScenes, SceneSource
 from gioada.serving import ALLOWED_HOSTS_ENV, ComputeThread, HostCheck, OnComputeThread, allowed_hosts, scrub_paths
@@ -200,7 +200,7 @@ def build_demo(assets_dir: str | Path = ASSETS, runs_dir: str | Path = "runs", *
     manager = FinetuneManager(registry, data=data, eval_scenes=eval_scenes, compute=compute)
 
     with gr.Blocks(title="GIO-Ada lab", analytics_enabled=False, delete_cache=(900, 3600)) as demo:
-        hero = gr.HTML(hero_html(len(registry.shipped()), explorer.scenes.kind))
+        hero = gr.HTML(hero_html(len(registry.shipped()), len(SHIPPED), explorer.scenes.kind))
         with gr.Tabs(selected="explore") as tabs:
             with gr.Tab("Explore", id="explore"):
                 ex = _explore_tab(explorer)
@@ -629,7 +629,7 @@ def _wire_first_view(demo: gr.Blocks, registry: ModelRegistry, compute: ComputeT
     The Learn tab's diagram (matplotlib) is drawn once ``first_view`` (Explore's first scene) has shown."""
     def device() -> tuple[str, str]:
         found = compute.call(lambda: registry.device)
-        return hero_html(len(registry.shipped()), scenes_kind, found.type), device_note(found)
+        return hero_html(len(registry.shipped()), len(SHIPPED), scenes_kind, found.type), device_note(found)
 
     demo.load(device, None, [hero, ft.device], api_name="device")
     demo.load(ex.thumbnails, None, ex.gallery, api_name="scene_gallery", concurrency_id="explore",

@@ -14,15 +14,15 @@ from gioada.finetune import Snapshot
 from gioada.lab import LabView
 
 
-def hero_html(n_shipped: int, scenes_kind: str, device_type: str | None = None) -> str:
-    """The banner: what the lab is, how many shipped models are installed, the scenes and (once known) the
-    device."""
+def hero_html(n_shipped: int, of: int, scenes_kind: str, device_type: str | None = None) -> str:
+    """The banner: what the lab is, how many shipped models are installed (``n_shipped`` of ``of``), the scenes
+    and (once known) the device."""
     where = "simulator scenes" if scenes_kind == "sim" else "datasets on disk"
     return ('<div class="gio-hero"><h1>GIO-Ada lab</h1>'
             '<p>Segmentation learned from synthetic driving scenes — with free labels and depth — adapted to '
             'real-style images whose labels it never sees. Explore the domain gap, watch the discriminators, '
             'fine-tune with the lambdas, and learn how the four networks fit together.</p>'
-            f'<span class="gio-pill">{n_shipped} of 6 shipped models installed</span>'
+            f'<span class="gio-pill">{n_shipped} of {of} shipped models installed</span>'
             f'<span class="gio-pill">{where}</span>'
             + (f'<span class="gio-pill">{"GPU" if device_type == "cuda" else "CPU"}</span>' if device_type else "")
             + '</div>')

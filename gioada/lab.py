@@ -54,7 +54,7 @@ if TYPE_CHECKING:   # GIOAda imports Lightning: loaded where a model is built
 
 _M = ModelConfig()
 LAB_CROP = (32, 96)           # H×W of the training crops: several steps/s on 2 CPU cores
-LAB_VIEW = (64, 192)          # H×W of the held-out view: the centre of the start's native frame (one T window)
+LAB_VIEW = (64, 192)          # H×W of the held-out view: the centre of the start's native frame (one window of a shipped T)
 LAB_BATCH = 2                 # crops per step
 POOL_SIZE = 24                # training pairs rendered once per start point, shared by every lab
 MAX_PARAMETERS = 30_000_000   # a start model larger than this would not fit beside everything else
