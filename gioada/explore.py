@@ -190,11 +190,11 @@ def _view(key: str, description: str, model: GIOAda, source: Sample | None, targ
             images, rows = torch.cat([x_s, x_t]), [0, 0, 1]
         else:
             images, rows = torch.cat([x_s, translated, x_t]), [0, 1, 2]
-    logits, pred_depth = (r[rows] for r in model(images))                          # n×K×H×W, n×1×H×W
-    outputs = model.task_outputs(logits, pred_depth)                               # n×(K+1)×H×W
+    logits, pred_depth = model(images)                                             # m×K×H×W, m×1×H×W
+    p_out = model.output_discriminator(model.task_outputs(logits, pred_depth))[rows, 0].tolist()
+    logits, pred_depth = logits[rows], pred_depth[rows]                            # n×K×H×W, n×1×H×W
     probs = torch.sigmoid(model.input_discriminator.logits_map(images))[rows]     # n×1×H/8×W/8: D_in runs once
     p_in = probs.mean(dim=(2, 3))[:, 0].tolist()                                  # = input_discriminator(·)
-    p_out = model.output_discriminator(outputs)[:, 0].tolist()
     map_in = torch.nn.functional.interpolate(probs, size=images.shape[2:], mode="bilinear",  # = confidence_map
                                              align_corners=False)[:, 0].cpu().numpy()      # n×H×W
     pred = predicted_classes(logits).cpu()
