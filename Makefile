@@ -46,7 +46,8 @@ ablation: install
 
 # The shipped models (assets/): seed 0 of the seven rows the app knows (gioada.pretrained.SHIPPED), copied
 # into assets/ only once all seven are trained (git keeps the old ones), then the report's figures.
-MODELS = source-only input-only output-only no-depth gioada gioada-content oracle
+# (read from gioada.pretrained.SHIPPED when the recipe runs, after `install`)
+MODELS = $(shell $(PY) -c "from gioada.pretrained import SHIPPED; print(*SHIPPED)")
 assets: install
 	$(PY) -m gioada ablation --out $(ABLATION) --rows $(MODELS) --seeds 0 --jobs 2 --threads 1
 	for m in $(MODELS); do test -f $(ABLATION)/$$m/seed0/model.safetensors || { echo "$$m did not finish: assets/ left as it was"; exit 1; }; done

@@ -26,8 +26,8 @@ def find_assets() -> Path:
 
 
 ASSETS = find_assets()
-# Seed 0 of these ablation rows (gioada/ablation.py), in the ablation's order; `gioada-content` is the full
-# method with a content constraint on G (not in the paper), the adapted row that did not collapse in 3 seeds.
+# Seed 0 of these ablation rows (gioada/ablation.py), in the order the app lists them. `gioada-content` is the
+# full method with a content constraint on G (not in the paper), the adapted row that did not collapse in 3 seeds.
 SHIPPED = ("source-only", "input-only", "output-only", "no-depth", "gioada", "gioada-content", "oracle")
 
 
