@@ -25,8 +25,12 @@ browser:
 run: install
 	$(PY) app.py
 
+# Then the training, fine-tune and lab tests (marker `isa`) again on oneDNN's AVX2 and AVX-512 (no AMX) kernels:
+# each CPU a user has takes one of these paths, and CI's CPU alone takes only one.
 test: install browser
-	$(PY) -m pytest -q
+	$(PY) -X faulthandler -m pytest -q
+	ONEDNN_MAX_CPU_ISA=AVX2 $(PY) -X faulthandler -m pytest -q -m isa
+	ONEDNN_MAX_CPU_ISA=AVX512_CORE $(PY) -X faulthandler -m pytest -q -m isa
 
 bench: install
 	$(PY) bench/bench_sim.py

@@ -176,6 +176,7 @@ def test_uploads_good_and_bad(served, tmp_path):
     explore_ok(client)
 
 
+@pytest.mark.isa
 def test_finetune_two_steps_saves_a_selectable_run(served, dirs):
     demo, client = served
     t = time.perf_counter()
@@ -387,6 +388,7 @@ def test_divergence_stops_the_run_and_keeps_the_last_good_weights(dirs, tmp_path
     assert math.isfinite(snap.after["miou"])
 
 
+@pytest.mark.isa
 def test_finetune_measures_the_start_as_it_predicts_and_the_result_at_its_own_crop(tmp_path):
     """A start trained on whole 64×192 frames is measured on whole frames; the fine-tune, trained on 32×96
     crops of them, predicts window by window at 32×96. Its reproduction command names every switch."""

@@ -18,6 +18,9 @@ from gioada.module import GIOAda
 from gioada.registry import ModelRegistry
 from gioada.train import train
 
+# Also run under ONEDNN_MAX_CPU_ISA=AVX2 and =AVX512_CORE by `make test` (oneDNN's other kernels).
+pytestmark = pytest.mark.isa
+
 FULL = LabSettings(0.1, 0.05, 0.5, lr=0.01)
 NETS_G = ("task_network", "fake_transformation")
 NETS_D = ("input_discriminator", "output_discriminator")

@@ -5,6 +5,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from gioada import GIOAda
 
+# Also run under ONEDNN_MAX_CPU_ISA=AVX2 and =AVX512_CORE by `make test` (oneDNN's other kernels).
+pytestmark = pytest.mark.isa
+
 K = 10
 
 

@@ -11,6 +11,9 @@ from gioada.data import train_set
 from gioada.data.synthetic import sample_to_tensors, train_scene_seed
 from gioada.sim import render
 
+# Also run under ONEDNN_MAX_CPU_ISA=AVX2 and =AVX512_CORE by `make test` (oneDNN's other kernels).
+pytestmark = pytest.mark.isa
+
 TINY = ["--height", "32", "--width", "64", "--batch-size", "2", "--task-width", "8", "--transform-width", "8",
         "--disc-width", "8", "--val-scenes", "2", "--eval-scenes", "2", "--device", "cpu"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..classes import IGNORE_INDEX
@@ -22,6 +23,23 @@ def conv_norm_act(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, dilat
                          norm(c_out), nn.ReLU(inplace=True))
 
 
+class StridedPointwise(nn.Conv2d):
+    """1×1 convolution with stride ``s``: B×C_in×H×W -> B×C_out×⌈H/s⌉×⌈W/s⌉, computed as a stride-1 1×1
+    convolution of ``x[:, :, ::s, ::s]`` (the same arithmetic, the same parameters as ``nn.Conv2d``).
+
+    oneDNN 3.12's own strided 1×1 backward-weights kernel (``jit_1x1``, used with channels-last inputs)
+    writes past its workspace when C_in is below its channel block (16 on AVX-512 without AMX, 8 on AVX2):
+    heap corruption, then an abort or a segfault (oneDNN issue #6035; ``bench/repro_onednn.py``). Sub-sampling
+    first never reaches that kernel, in any layout, on any ISA."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, bias: bool = False) -> None:
+        super().__init__(c_in, c_out, 1, 1, 0, bias=bias)
+        self.step = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x[:, :, ::self.step, ::self.step], self.weight, self.bias)
+
+
 class ResidualBlock(nn.Module):
     """Two 3×3 convolutions with a skip: B×C_in×H×W -> B×C_out×(H/stride)×(W/stride)."""
 
@@ -33,7 +51,7 @@ class ResidualBlock(nn.Module):
             nn.Conv2d(c_out, c_out, 3, 1, dilation, dilation=dilation, bias=False), norm(c_out),
         )
         self.skip = (nn.Identity() if stride == 1 and c_in == c_out else
-                     nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), norm(c_out)))
+                     nn.Sequential(StridedPointwise(c_in, c_out, stride), norm(c_out)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.body(x) + self.skip(x))
