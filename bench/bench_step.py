@@ -19,6 +19,11 @@ step (``torch.utils.flop_counter``) and the share of the CPU's fp32 peak they re
 
     python bench/bench_step.py                      # both settings below, 5 rounds
     python bench/bench_step.py --rounds 9 --steps 8
+    python bench/bench_step.py --isa native AVX512_CORE AVX2 --variants current current-nchw --threads 1
+
+``--isa`` repeats the measurement with oneDNN held to each ISA (``ONEDNN_MAX_CPU_ISA``; ``native``: what
+this CPU has, AMX included where present), so channels-last can be weighed against NCHW on every path a
+user's CPU may take; name the CPU (``lscpu``) beside the figures.
 """
 from __future__ import annotations
 
@@ -173,12 +178,16 @@ def peak_gflops() -> tuple[float, str]:
     return cores * 2 * lanes * 2 * ghz, f"{cores} cores × 2 FMA × {lanes} lanes × 2 × {ghz:.2f} GHz"
 
 
-def measure(variant: str, setting: int, steps: int, threads: int | None) -> tuple[float, float]:
-    """(steps/s wall clock, steps/s of CPU time) of ``variant`` at ``SETTINGS[setting]``, in a fresh process."""
+def measure(variant: str, setting: int, steps: int, threads: int | None, isa: str = "native") -> tuple[float, float]:
+    """(steps/s wall clock, steps/s of CPU time) of ``variant`` at ``SETTINGS[setting]``, in a fresh process
+    whose oneDNN is held to ``isa`` (``native``: not held)."""
     cmd = [sys.executable, __file__, "--child", variant, str(setting), "--steps", str(steps)]
     if threads:
         cmd += ["--threads", str(threads)]
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_MAX_CPU_ISA"}
+    if isa != "native":
+        env["ONEDNN_MAX_CPU_ISA"] = isa
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent.parent, env=env)
     if out.returncode:
         raise SystemExit(f"{variant} failed:\n{out.stderr}")
     return tuple(json.loads(out.stdout.splitlines()[-1]))
@@ -197,6 +206,10 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=6, help="timed steps per variant and round")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core)")
+    p.add_argument("--isa", nargs="+", default=["native"],
+                   help="oneDNN ISAs to hold each measurement to, e.g. native AVX512_CORE AVX2 (default: native)")
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                   help="variants to measure (default: all)")
     p.add_argument("--child", nargs=2, metavar=("VARIANT", "SETTING"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.threads:
@@ -206,28 +219,39 @@ def main() -> None:
     peak, how = peak_gflops()
     print(f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores, "
           f"{torch.get_num_threads()} torch threads; fp32 peak ≈ {peak:.0f} GFLOP/s ({how})")
-    for i, (name, h, w, b) in enumerate(SETTINGS):
-        batch = make_batch(b, h, w)
-        wall: dict[str, list[float]] = {v: [] for v in VARIANTS}
-        cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
-        for _ in range(args.rounds):
-            for v in VARIANTS:
-                w_rate, c_rate = measure(v, i, args.steps, args.threads)
-                wall[v].append(w_rate)
-                cpu[v].append(c_rate)
-        print(f"\n{name}: {h}×{w}, batch {b}, {args.steps} steps × {args.rounds} alternating rounds")
-        counted = {v: flops(v, batch) for v in ("baseline", "current", "current-bf16")}   # the others: "current"'s
-        for v in VARIANTS:
-            r, f = statistics.median(wall[v]), counted.get(v, counted["current"])
-            print(f"  {v:13s}: {r:6.2f} steps/s  {r * b:6.1f} source images/s  {f / 1e9:6.1f} GFLOP/step  "
-                  f"{r * f / 1e9:6.1f} GFLOP/s ({100 * r * f / 1e9 / peak:.0f}% of peak)  "
-                  f"{1000 / statistics.median(cpu[v]):6.0f} CPU ms/step")
-        for v, base in (("current", "baseline"), ("current", "current-nchw"), ("current", "current-glibc"),
-                        ("current-bf16", "baseline"), ("current-bf16", "current")):
-            for label, rates in (("wall clock", wall), ("CPU time", cpu)):
-                ratios = [c / b_ for c, b_ in zip(rates[v], rates[base])]
-                print(f"  {v} / {base} ({label}): median {statistics.median(ratios):.2f}× "
-                      f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)})")
+    variants = args.variants
+    for isa in args.isa:
+        for i, setting in enumerate(SETTINGS):
+            report(isa, i, setting, variants, args)
+
+
+def report(isa: str, i: int, setting: tuple, variants: list[str], args: argparse.Namespace) -> None:
+    """Measure ``variants`` at ``setting`` under oneDNN ISA ``isa`` in alternating rounds; print rates and ratios."""
+    name, h, w, b = setting
+    peak, _ = peak_gflops()
+    batch = make_batch(b, h, w)
+    wall: dict[str, list[float]] = {v: [] for v in variants}
+    cpu: dict[str, list[float]] = {v: [] for v in variants}
+    for _ in range(args.rounds):
+        for v in variants:
+            w_rate, c_rate = measure(v, i, args.steps, args.threads, isa)
+            wall[v].append(w_rate)
+            cpu[v].append(c_rate)
+    print(f"\n{name}: {h}×{w}, batch {b}, oneDNN ISA {isa}, {args.steps} steps × {args.rounds} alternating rounds")
+    counted = {v: flops(v, batch) for v in {"current"} | ({"baseline", "current-bf16"} & set(variants))}
+    for v in variants:
+        r, f = statistics.median(wall[v]), counted.get(v, counted["current"])
+        print(f"  {v:13s}: {r:6.2f} steps/s  {r * b:6.1f} source images/s  {f / 1e9:6.1f} GFLOP/step  "
+              f"{r * f / 1e9:6.1f} GFLOP/s ({100 * r * f / 1e9 / peak:.0f}% of peak)  "
+              f"{1000 / statistics.median(cpu[v]):6.0f} CPU ms/step")
+    for v, base in (("current", "baseline"), ("current", "current-nchw"), ("current", "current-glibc"),
+                    ("current-bf16", "baseline"), ("current-bf16", "current")):
+        if v not in variants or base not in variants:
+            continue
+        for label, rates in (("wall clock", wall), ("CPU time", cpu)):
+            ratios = [c / b_ for c, b_ in zip(rates[v], rates[base])]
+            print(f"  {v} / {base} ({label}): median {statistics.median(ratios):.2f}× "
+                  f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)})")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,11 @@ so an interrupted ablation resumes where it stopped.
 
     python -m gioada ablation --out runs/ablation --jobs 2          # train what is missing
     python -m gioada ablation --out runs/ablation --summary docs    # docs/ablation.json + .md
+    python -m gioada ablation --screen --jobs 2                     # the stabiliser screen, into runs/screen
+    python -m gioada ablation --screen --summary docs               # docs/screen.json + .md
+
+A *collapse* is one definition everywhere: a seed more than ``COLLAPSE_MARGIN`` (10) mIoU points below its
+row's median over seeds.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -46,16 +52,52 @@ ROWS: dict[str, tuple[str, ...]] = {
 TRAIN_ARGS = ("--steps", "3000", "--val-every", "500", "--eval-scenes", "500", "--half")
 SEEDS = (0, 1, 2)
 THIN = ("pole", "traffic light", "traffic sign")
+COLLAPSE_MARGIN = 10.0   # mIoU points below the row's median over seeds
+
+# The stabiliser screen (issue 26): the full method with one candidate each, 5 seeds, at a length that still
+# shows gioada's collapses. The first six change only the optimisation; label-dropout changes the objective.
+SCREEN_ROWS: dict[str, tuple[str, ...]] = {
+    "gioada": (),
+    "ttur": ("--d-lr-scale", "0.25"),
+    "spectral-norm": ("--spectral-norm",),
+    "lsgan": ("--gan-loss", "lsgan"),
+    "label-smoothing": ("--d-label-smoothing", "0.1"),
+    "warmup": ("--warmup-steps", "300"),
+    "ema": ("--ema-decay", "0.999"),
+    "label-dropout": ("--label-dropout", "0.5"),
+}
+SCREEN_ARGS = ("--steps", "1500", "--val-every", "250", "--eval-scenes", "200", "--half")
+
+
+@dataclass(frozen=True)
+class Study:
+    """A set of rows (name -> train flags) trained with shared flags and seeds into ``OUT/ROW/seedS``."""
+
+    name: str                          # names the summary files: DOCS/NAME.json, .md, DOCS/NAME/ROW/seedS/
+    rows: dict[str, tuple[str, ...]]
+    train_args: tuple[str, ...]
+    seeds: tuple[int, ...]
+    out: str                           # default folder of its runs
+
+
+ABLATION = Study("ablation", ROWS, TRAIN_ARGS, SEEDS, "runs/ablation")
+SCREEN = Study("screen", SCREEN_ROWS, SCREEN_ARGS, (0, 1, 2, 3, 4), "runs/screen")
+
+
+def collapses(values: Sequence[float]) -> list[bool]:
+    """Which seeds collapsed: more than ``COLLAPSE_MARGIN`` points below the median of ``values``."""
+    median = statistics.median(values)
+    return [v < median - COLLAPSE_MARGIN for v in values]
 
 
 def run_dir(out: str | Path, row: str, seed: int) -> Path:
     return Path(out) / row / f"seed{seed}"
 
 
-def command(out: str | Path, row: str, seed: int, extra: Sequence[str] = ()) -> list[str]:
-    """The train command of ``row`` with ``seed`` (``extra`` flags last, so they win)."""
-    return [sys.executable, "-m", "gioada", "train", "--out", str(run_dir(out, row, seed)), *ROWS[row],
-            "--seed", str(seed), *TRAIN_ARGS, *extra]
+def command(out: str | Path, row: str, seed: int, extra: Sequence[str] = (), study: Study = ABLATION) -> list[str]:
+    """The train command of ``study``'s ``row`` with ``seed`` (``extra`` flags last, so they win)."""
+    return [sys.executable, "-m", "gioada", "train", "--out", str(run_dir(out, row, seed)), *study.rows[row],
+            "--seed", str(seed), *study.train_args, *extra]
 
 
 def pending(out: str | Path, rows: Sequence[str], seeds: Sequence[int]) -> list[tuple[str, int]]:
@@ -78,15 +120,16 @@ def set_aside(path: Path) -> Path | None:
 
 
 def train_all(out: str | Path, rows: Sequence[str] = tuple(ROWS), seeds: Sequence[int] = SEEDS, jobs: int = 1,
-              threads: int = 1, extra: Sequence[str] = (), log=print) -> list[tuple[str, int, int]]:
+              threads: int = 1, extra: Sequence[str] = (), log=print,
+              study: Study = ABLATION) -> list[tuple[str, int, int]]:
     """Train every missing (row, seed), ``jobs`` at a time with ``threads`` torch threads each.
 
     Returns ``(row, seed, exit code)`` per run started. Each run's console output goes to
     ``OUT/ROW/seedS.log``.
     """
-    unknown = set(rows) - set(ROWS)
+    unknown = set(rows) - set(study.rows)
     if unknown:
-        raise ValueError(f"unknown rows {sorted(unknown)}: choose from {', '.join(ROWS)}")
+        raise ValueError(f"unknown rows {sorted(unknown)}: choose from {', '.join(study.rows)}")
     todo = pending(out, rows, seeds)
     log(f"{len(todo)} runs to train in {out} ({jobs} at a time, {threads} threads each)")
     env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
@@ -100,7 +143,7 @@ def train_all(out: str | Path, rows: Sequence[str] = tuple(ROWS), seeds: Sequenc
             log(f"{row} seed {seed}: unfinished run kept as {moved}; training it again")
         start = time.time()
         with open(path.parent / f"seed{seed}.log", "w") as f:
-            code = subprocess.run(command(out, row, seed, extra), stdout=f, stderr=subprocess.STDOUT,
+            code = subprocess.run(command(out, row, seed, extra, study), stdout=f, stderr=subprocess.STDOUT,
                                   env=env).returncode
         log(f"{row} seed {seed}: {'done' if code == 0 else f'FAILED (exit {code})'} in {time.time() - start:.0f} s")
         return row, seed, code
@@ -122,11 +165,12 @@ def _inference(target: dict[str, Any]) -> str:
 
 def _mean_std(values: list[float]) -> dict[str, Any]:
     return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else None,
-            "n": len(values), "values": values}
+            "n": len(values), "values": values, "worst": min(values), "collapses": sum(collapses(values))}
 
 
 def summarise(out: str | Path, rows: Sequence[str] = tuple(ROWS)) -> dict[str, Any]:
-    """Every finished seed's metrics and command, and per row the mean ± std over seeds (sample std)."""
+    """Every finished seed's metrics and command, and per row the mean ± std over seeds (sample std), the
+    worst seed and the count of collapses (:func:`collapses`)."""
     summary: dict[str, Any] = {}
     for row in rows:
         runs = {}
@@ -177,12 +221,13 @@ def reevaluate(out: str | Path, log=print) -> list[Path]:
 def markdown(summary: dict[str, Any]) -> str:
     """The README's table: target mIoU mean ± std over seeds, thin classes, per-class means."""
     short = ["road", "bldg", "pole", "light", "sign", "veg", "terr", "sky", "car", "truck"]
-    head = "| row | seeds | target mIoU | pole+light+sign | " + " | ".join(short) + " |"
+    head = "| row | seeds | target mIoU | worst | collapses | pole+light+sign | " + " | ".join(short) + " |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for row, s in summary.items():
         pm = lambda d: f"{d['mean']:.1f} ± {d['std']:.1f}" if d["std"] is not None else f"{d['mean']:.1f}"  # noqa: E731
         per_class = " | ".join("–" if v != v else f"{v:.1f}" for v in s["per_class_iou_mean"].values())  # NaN: absent
-        lines.append(f"| `{row}` | {s['miou']['n']} | **{pm(s['miou'])}** | {pm(s['thin_miou'])} | {per_class} |")
+        lines.append(f"| `{row}` | {s['miou']['n']} | **{pm(s['miou'])}** | {s['miou']['worst']:.1f} | "
+                     f"{s['miou']['collapses']} | {pm(s['thin_miou'])} | {per_class} |")
     return "\n".join(lines)
 
 
@@ -308,18 +353,19 @@ def write_translations(out: str | Path, docs: str | Path, scenes: int = 48) -> d
     return checks
 
 
-def write_summary(out: str | Path, docs: str | Path) -> dict[str, Any]:
-    """``DOCS/ablation.json`` and ``.md`` from the finished runs, and each run's records (config, metrics,
-    command and timing, training log) under ``DOCS/ablation/ROW/seedS/``, to be committed."""
-    summary = summarise(out)
+def write_summary(out: str | Path, docs: str | Path, study: Study = ABLATION) -> dict[str, Any]:
+    """``DOCS/NAME.json`` and ``.md`` (NAME: the study's, e.g. ``ablation``) from the finished runs, and each
+    run's records (config, metrics, command and timing, training log) under ``DOCS/NAME/ROW/seedS/``, to be
+    committed."""
+    summary = summarise(out, tuple(study.rows))
     for row, s in summary.items():
         for seed in s["seeds"]:
-            dest = Path(docs, "ablation", row, seed)
+            dest = Path(docs, study.name, row, seed)
             dest.mkdir(parents=True, exist_ok=True)
             for name in RECORDS:
                 if Path(out, row, seed, name).is_file():
                     shutil.copyfile(Path(out, row, seed, name), dest / name)
     Path(docs).mkdir(parents=True, exist_ok=True)
-    Path(docs, "ablation.json").write_text(json.dumps(summary, indent=1) + "\n")
-    Path(docs, "ablation.md").write_text(markdown(summary) + "\n")
+    Path(docs, f"{study.name}.json").write_text(json.dumps(summary, indent=1) + "\n")
+    Path(docs, f"{study.name}.md").write_text(markdown(summary) + "\n")
     return summary

@@ -24,6 +24,13 @@ _TRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--lam-output", "model.lam_output", float, "weight of the output-level adversary (0 = off)"),
     ("--lam-depth", "model.lam_depth", float, "weight of T's depth loss (0 = off)"),
     ("--lam-content", "model.lam_content", float, "weight of G's content constraint |G(x_s) - x_s| (0 = off)"),
+    ("--d-lr-scale", "model.d_lr_scale", float, "discriminators' peak learning rate as a multiple of --lr"),
+    ("--spectral-norm", "model.spectral_norm", bool, "spectral normalisation in both discriminators"),
+    ("--gan-loss", "model.gan_loss", ["bce", "lsgan"], "the adversarial loss: the paper's BCE or least squares"),
+    ("--d-label-smoothing", "model.d_label_smoothing", float, "one-sided label smoothing: D learns 'real' as 1 - this"),
+    ("--warmup-steps", "model.warmup_steps", int, "steps of T on source labels alone before G and the adversaries"),
+    ("--ema-decay", "model.ema_decay", float, "EMA of G's and T's weights for validation and the saved model (0 = off)"),
+    ("--label-dropout", "model.label_dropout", float, "probability that G gets no label map for an image (0 = off)"),
     ("--no-transform-depth", "model.transform_depth", "off", "G gets no depth map (a zero one)"),
     ("--no-output-disc-depth", "model.output_disc_depth", "off", "D_out judges T's classes only (zero depth)"),
     ("--task-width", "model.task_width", int, "channels of T's first stage"),
@@ -104,9 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--width", type=int, default=384)
     r.add_argument("--shift", type=float, default=1.0)
     ab = sub.add_parser("ablation", help="train every ablation row with several seeds (resumable); summarise")
-    ab.add_argument("--out", default="runs/ablation", help="folder of the runs (OUT/ROW/seedS)")
+    ab.add_argument("--out", default=None, help="folder of the runs, OUT/ROW/seedS (default: runs/ablation, "
+                    "runs/screen with --screen)")
+    ab.add_argument("--screen", action="store_true", help="the stabiliser screen (gioada.ablation.SCREEN: one "
+                    "candidate a row, 5 seeds, 1500 steps) instead of the ablation")
     ab.add_argument("--rows", nargs="*", default=None, help="rows to train (default: all)")
-    ab.add_argument("--seeds", nargs="*", type=int, default=None, help="seeds (default: 0 1 2)")
+    ab.add_argument("--seeds", nargs="*", type=int, default=None, help="seeds (default: 0 1 2; the screen's 0-4)")
     ab.add_argument("--jobs", type=int, default=1, help="runs trained at once")
     ab.add_argument("--threads", type=int, default=1, help="torch threads per run")
     ab.add_argument("--summary", help="write DIR/ablation.json and ablation.md from the finished runs, train nothing")
@@ -138,7 +148,9 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 
 def cmd_ablation(a: argparse.Namespace) -> int:
-    from .ablation import ROWS, SEEDS, markdown, reevaluate, train_all, write_summary, write_translations
+    from .ablation import ABLATION, SCREEN, markdown, reevaluate, train_all, write_summary, write_translations
+    study = SCREEN if a.screen else ABLATION
+    a.out = a.out or study.out
     if a.reevaluate:
         print(f"{len(reevaluate(a.out))} runs re-evaluated")
         return 0
@@ -153,11 +165,12 @@ def cmd_ablation(a: argparse.Namespace) -> int:
         print(f"wrote {a.translations}/ablation/translations.json and translations.jpg")
         return 0
     if a.summary:
-        print(markdown(write_summary(a.out, a.summary)))
-        print(f"wrote {a.summary}/ablation.json and ablation.md")
+        print(markdown(write_summary(a.out, a.summary, study)))
+        print(f"wrote {a.summary}/{study.name}.json and {study.name}.md")
         return 0
     extra = [x for x in a.extra if x != "--"]
-    results = train_all(a.out, a.rows or tuple(ROWS), SEEDS if a.seeds is None else a.seeds, a.jobs, a.threads, extra)
+    results = train_all(a.out, a.rows or tuple(study.rows), study.seeds if a.seeds is None else a.seeds, a.jobs,
+                        a.threads, extra, study=study)
     failed = [f"{row} seed {seed}" for row, seed, code in results if code]
     if failed:
         print(f"error: {len(failed)} runs failed ({', '.join(failed)}): see their .log files", file=sys.stderr)

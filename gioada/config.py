@@ -43,6 +43,15 @@ class ModelConfig:
     transform_depth: bool = True     # G gets the source's depth map as an input
     output_disc_depth: bool = True   # D_out judges T's depth as well as its class probabilities
     lam_content: float = 0.0         # G's content constraint, mean |G(x_s) - x_s| (not in the paper; 0 = off)
+    # Stabilisers of the adversarial game (issue 26's screen), each off by default. The first five change
+    # only how the same objective is optimised; label_dropout changes the objective (G's inputs).
+    d_lr_scale: float = 1.0          # two time scales: the discriminators' peak learning rate is init_lr × this
+    spectral_norm: bool = False      # spectral normalisation of every discriminator convolution
+    gan_loss: str = "bce"            # "bce" (the paper's) or "lsgan" (least squares on D's raw outputs)
+    d_label_smoothing: float = 0.0   # one-sided: the discriminators learn "real" as 1 - this
+    warmup_steps: int = 0            # T trains on source labels alone (no G, no adversaries) for this many steps
+    ema_decay: float = 0.0           # EMA of G's and T's weights, used for validation, evaluation and saving (0 = off)
+    label_dropout: float = 0.0       # probability that G gets no label map for a training image (0 = off)
     seed: int | None = None          # draws the initial weights and G's training noise (a run sets its own)
 
     def __post_init__(self) -> None:
@@ -59,6 +68,13 @@ class ModelConfig:
             _require(4 <= getattr(self, name) <= 512, name, getattr(self, name), "an integer in [4, 512]")
         _require(self.output_stride in (8, 16), "output_stride", self.output_stride, "8 or 16")
         _require(self.max_depth > 0, "max_depth", self.max_depth, "a positive number of metres")
+        _require(0.01 <= self.d_lr_scale <= 100, "d_lr_scale", self.d_lr_scale, "a number in [0.01, 100]")
+        _require(self.gan_loss in ("bce", "lsgan"), "gan_loss", self.gan_loss, "'bce' or 'lsgan'")
+        _require(0 <= self.d_label_smoothing < 0.5, "d_label_smoothing", self.d_label_smoothing, "a number in [0, 0.5)")
+        _require(0 <= self.warmup_steps <= 10_000_000, "warmup_steps", self.warmup_steps, "an integer >= 0")
+        _require(self.ema_decay == 0 or 0.5 <= self.ema_decay < 1, "ema_decay", self.ema_decay,
+                 "0 (off) or a number in [0.5, 1), e.g. 0.999")
+        _require(0 <= self.label_dropout <= 1, "label_dropout", self.label_dropout, "a probability in [0, 1]")
 
 
 @dataclass(frozen=True)

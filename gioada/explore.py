@@ -193,7 +193,8 @@ def _view(key: str, description: str, model: GIOAda, source: Sample | None, targ
     logits, pred_depth = model(images)                                             # m×K×H×W, m×1×H×W
     p_out = model.output_discriminator(model.task_outputs(logits, pred_depth))[rows, 0].tolist()
     logits, pred_depth = logits[rows], pred_depth[rows]                            # n×K×H×W, n×1×H×W
-    probs = torch.sigmoid(model.input_discriminator.logits_map(images))[rows]     # n×1×H/8×W/8: D_in runs once
+    d_in = model.input_discriminator
+    probs = d_in.probability(d_in.logits_map(images))[rows]                        # n×1×H/8×W/8: D_in runs once
     p_in = probs.mean(dim=(2, 3))[:, 0].tolist()                                  # = input_discriminator(·)
     map_in = torch.nn.functional.interpolate(probs, size=images.shape[2:], mode="bilinear",  # = confidence_map
                                              align_corners=False)[:, 0].cpu().numpy()      # n×H×W

@@ -55,6 +55,11 @@ def bce(logits: torch.Tensor, label: float) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, label))
 
 
+def least_squares(scores: torch.Tensor, label: float) -> torch.Tensor:
+    """LSGAN's loss (Mao et al. 2017): mean squared distance of D's raw scores from the label."""
+    return (scores - label).square().mean()
+
+
 def check_finite(which: str, terms: dict[str, torch.Tensor], step: int) -> None:
     """Raise FloatingPointError before an optimizer step would write NaN/inf into the weights."""
     if not torch.isfinite(terms["total"]):
@@ -81,7 +86,14 @@ class GIOAda(pl.LightningModule):
     ``lam_content > 0``                   G also minimises λ_content·|G(x_s) − x_s| (mean L1): a content
                                           constraint (PixelDA's idea) against recolouring whole classes;
                                           not in the paper, off by default
+    ``label_dropout = p``                 G gets an all-zero label map for each training image with
+                                          probability p (changes the objective; not in the paper)
     ====================================  ================================================================
+
+    Stabilisers that change only how the objective is optimised (all off by default): ``d_lr_scale``
+    (two time scales), ``spectral_norm`` (both discriminators), ``gan_loss="lsgan"``,
+    ``d_label_smoothing`` (one-sided), ``warmup_steps`` (T on source labels alone first) and ``ema_decay``
+    (an exponential moving average of G's and T's weights validates, evaluates and is saved).
 
     Code names and the paper's symbols (Chen et al. 2019, Sec. 3):
 
@@ -111,7 +123,10 @@ class GIOAda(pl.LightningModule):
                  lam_input: float = 0.1, lam_output: float = 0.02, lam_depth: float = 0.5, *,
                  task_width: int = 16, transform_width: int = 16, disc_width: int = 16, output_stride: int = 16,
                  backbone_weights: str | None = None, max_depth: float = FAR_DEPTH, transform_depth: bool = True,
-                 output_disc_depth: bool = True, lam_content: float = 0.0, seed: int | None = None) -> None:
+                 output_disc_depth: bool = True, lam_content: float = 0.0, d_lr_scale: float = 1.0,
+                 spectral_norm: bool = False, gan_loss: str = "bce", d_label_smoothing: float = 0.0,
+                 warmup_steps: int = 0, ema_decay: float = 0.0, label_dropout: float = 0.0,
+                 seed: int | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
@@ -123,8 +138,12 @@ class GIOAda(pl.LightningModule):
                                         max_depth=max_depth, backbone_weights=backbone_weights, generator=g)
         self.fake_transformation = ImageTransformNetwork(k + 4, 3, width=transform_width, max_depth=max_depth,
                                                          generator=g)
-        self.input_discriminator = Discriminator(3, width=disc_width, generator=g)
-        self.output_discriminator = Discriminator(k + 1, width=disc_width, generator=g)
+        lsgan = gan_loss == "lsgan"
+        self.input_discriminator = Discriminator(3, width=disc_width, generator=g, spectral_norm=spectral_norm,
+                                                 least_squares=lsgan)
+        self.output_discriminator = Discriminator(k + 1, width=disc_width, generator=g, spectral_norm=spectral_norm,
+                                                  least_squares=lsgan)
+        self.adversarial_loss = least_squares if lsgan else bce
         self.depth_loss = nn.L1Loss()
         self.label_loss = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
         self.val_miou, self.val_iou = segmentation_metrics(k)
@@ -135,6 +154,9 @@ class GIOAda(pl.LightningModule):
         self.window: tuple[int, int] | None = None
         self.noise_seed = seed or 0              # G's noise in training: a private generator (see noise_generator)
         self._noise: torch.Generator | None = None
+        self.trained_steps = 0                   # training_step calls of this run (warm-up, EMA schedule)
+        self._ema: list[torch.Tensor] | None = None   # EMA of G's and T's parameters (ema_decay > 0)
+        self._live: list[torch.Tensor] | None = None  # the live parameters while the EMA is swapped in
         # Channels-last (NHWC) weights, so the convolutions compute in that layout: oneDNN reads and writes
         # it directly, where NCHW activations are reordered to a blocked layout and back around every
         # convolution (107 of the 275 ms a CPU step spends in oneDNN at 64×192, batch 8).
@@ -202,7 +224,11 @@ class GIOAda(pl.LightningModule):
         pass serves both (the discriminator step reads it detached). T runs once over the translated
         source and the target images together (GroupNorm is per image, so this equals two calls).
         """
-        translated = self.translate(fake_images, labels, depths, generator=generator)
+        g_labels = labels
+        if self.training and self.hparams.label_dropout > 0 and self.transforms:
+            dropped = torch.rand(labels.shape[0], generator=generator, device=labels.device) < self.hparams.label_dropout
+            g_labels = torch.where(dropped.view(-1, *[1] * (labels.dim() - 1)), IGNORE_INDEX, labels)  # no labels
+        translated = self.translate(fake_images, g_labels, depths, generator=generator)
         if self.hparams.lam_output > 0:
             logits, depth = self.task_network(torch.cat([translated, real_images]))   # (B_s+B_t)×…×H×W
             b = translated.shape[0]
@@ -235,9 +261,10 @@ class GIOAda(pl.LightningModule):
                 ("d_out", hp.lam_output, self.output_discriminator, outputs.out_real, outputs.out_fake)):
             if lam > 0:
                 logit_real, logit_fake = self._judge(disc, real.detach(), fake.detach())
-                terms[name] = bce(logit_real, REAL) + bce(logit_fake, FAKE)
-                terms[f"{name}_real"] = torch.sigmoid(logit_real).mean().detach()
-                terms[f"{name}_fake"] = torch.sigmoid(logit_fake).mean().detach()
+                terms[name] = (self.adversarial_loss(logit_real, REAL - hp.d_label_smoothing)
+                               + self.adversarial_loss(logit_fake, FAKE))
+                terms[f"{name}_real"] = disc.probability(logit_real).mean().detach()
+                terms[f"{name}_fake"] = disc.probability(logit_fake).mean().detach()
                 total = total + lam * terms[name]
         terms["total"] = total
         return terms
@@ -247,14 +274,11 @@ class GIOAda(pl.LightningModule):
         """Named terms of G's and T's loss on a batch; ``total`` is what their optimizer minimises."""
         hp = self.hparams
         o = self.forward_pass(real_images, fake_images, labels, depths) if outputs is None else outputs
-        terms = {"seg": self.label_loss(o.logits, labels.long())}
-        total = terms["seg"]
-        if hp.lam_depth > 0:
-            terms["depth"] = self.depth_loss(o.depth / hp.max_depth, depths / hp.max_depth)
-            total = total + hp.lam_depth * terms["depth"]
+        terms = self.supervised_loss(o.logits, o.depth, labels, depths)
+        total = terms["total"]
         # The adversarial terms use flipped labels: G and T learn to fool the discriminators.
         if hp.lam_input > 0:
-            terms["adv_in"] = bce(self.input_discriminator.logits_map(o.translated), REAL)
+            terms["adv_in"] = self.adversarial_loss(self.input_discriminator.logits_map(o.translated), REAL)
             total = total + hp.lam_input * terms["adv_in"]
             if hp.lam_content > 0:
                 terms["content"] = (o.translated - fake_images).abs().mean()
@@ -263,10 +287,55 @@ class GIOAda(pl.LightningModule):
             # T's outputs on target images depend on T, so (as in the paper's min-max objective) T also
             # learns to make them look like its outputs on translated source: this is what adapts T itself.
             on_target, on_source = self._judge(self.output_discriminator, o.out_real, o.out_fake)
-            terms["adv_out"] = bce(on_source, REAL) + bce(on_target, FAKE)
+            terms["adv_out"] = self.adversarial_loss(on_source, REAL) + self.adversarial_loss(on_target, FAKE)
             total = total + hp.lam_output * terms["adv_out"]
         terms["total"] = total
         return terms
+
+    def supervised_loss(self, logits: torch.Tensor, depth: torch.Tensor, labels: torch.Tensor,
+                        depths: torch.Tensor) -> dict[str, torch.Tensor]:
+        """T's losses against the source's labels (and depth, when ``lam_depth > 0``): named terms and ``total``.
+
+        ``logits`` B×K×H×W, ``depth`` B×1×H×W (metres), ``labels`` B×H×W, ``depths`` B×1×H×W."""
+        hp = self.hparams
+        terms = {"seg": self.label_loss(logits, labels.long())}
+        total = terms["seg"]
+        if hp.lam_depth > 0:
+            terms["depth"] = self.depth_loss(depth / hp.max_depth, depths / hp.max_depth)
+            total = total + hp.lam_depth * terms["depth"]
+        terms["total"] = total
+        return terms
+
+    def warmup_step(self, batch: Batch, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+        """One step of T alone on the source images and labels (no G, no adversary): a warm-up step."""
+        _, fake_images, labels, depths = batch
+        return self._optimize("generator", self.supervised_loss(*self.task_network(fake_images), labels, depths),
+                              optimizer)
+
+    # -- the moving average of G's and T's weights (ema_decay > 0) ---------------------------------
+    def _averaged(self) -> list[torch.Tensor]:
+        return [p for m in (self.fake_transformation, self.task_network) for p in m.parameters()]
+
+    def update_ema(self) -> None:
+        """Move the average towards the current weights; its decay ramps up as (1 + t)/(10 + t) at first,
+        so the random initial weights do not linger in it."""
+        params = [p.detach() for p in self._averaged()]
+        if self._ema is None:
+            self._ema = [p.clone() for p in params]
+            return
+        decay = min(self.hparams.ema_decay, (1 + self.trained_steps) / (10 + self.trained_steps))
+        torch._foreach_lerp_(self._ema, params, 1 - decay)
+
+    def _swap_in_ema(self) -> None:
+        if self._ema is not None and self._live is None:
+            params = self._averaged()
+            self._live = [p.detach().clone() for p in params]
+            torch._foreach_copy_([p.data for p in params], self._ema)
+
+    def _swap_out_ema(self) -> None:
+        if self._live is not None:
+            torch._foreach_copy_([p.data for p in self._averaged()], self._live)
+            self._live = None
 
     # -- Lightning hooks ---------------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -316,6 +385,29 @@ class GIOAda(pl.LightningModule):
         batch = (real_images, fake_images, labels, depths)
         opt_g, opt_d = self.optimizers()
         sched_g, sched_d = self.lr_schedulers()
+        self.trained_steps += 1
+        # Under manual optimization Lightning steps no scheduler: each OneCycle advances here with its
+        # optimizer (D's stays put while no discriminator trains). In a warm-up, T learns the source's labels
+        # before G and the adversaries start; D's schedule advances too, so the adversaries join at this point
+        # of the same OneCycle clock.
+        if self.trained_steps <= self.hparams.warmup_steps:
+            g_terms, d_terms = self.warmup_step(batch, opt_g), {}
+            with warnings.catch_warnings():    # "scheduler stepped before its optimizer": on purpose here
+                warnings.simplefilter("ignore", UserWarning)
+                sched_d.step()
+        else:
+            g_terms, d_terms = self._adversarial_step(batch, opt_g, opt_d)
+            if d_terms:
+                sched_d.step()
+        sched_g.step()
+        if self.hparams.ema_decay > 0:
+            self.update_ema()
+        return self._log_step(g_terms, d_terms, sched_g, sched_d, real_images.shape[0])
+
+    def _adversarial_step(self, batch: Batch, opt_g: torch.optim.Optimizer,
+                          opt_d: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The method's step: G and T once, the discriminators' step, then G's and T's step."""
+        real_images = batch[0]
 
         # 1. G and T run once: neither changes before the generator step, so the discriminator step
         #    reads their outputs detached and the generator step back-propagates through the same graph.
@@ -327,21 +419,18 @@ class GIOAda(pl.LightningModule):
 
         # 3. Generator step: only G and T change.
         g_terms = self.generator_step(batch, opt_g, outputs)
+        return g_terms, d_terms
 
-        # 4. Under manual optimization Lightning steps no scheduler: each OneCycle advances with its
-        #    optimizer (D's stays put while no discriminator trains).
-        sched_g.step()
-        if d_terms:
-            sched_d.step()
-
+    def _log_step(self, g_terms: dict[str, torch.Tensor], d_terms: dict[str, torch.Tensor], sched_g, sched_d,
+                  batch_size: int) -> torch.Tensor:
         logs = {f"train/g_{k}": v.detach() for k, v in g_terms.items()}
         logs |= {f"train/{k}" if k.startswith("d_") and k[-4:] in ("real", "fake") else f"train/loss_{k}": v.detach()
                  for k, v in d_terms.items() if k != "total"}
         logs["train/lr"] = torch.tensor(sched_g.get_last_lr()[0])
         logs["train/lr_d"] = torch.tensor(sched_d.get_last_lr()[0])
-        self.log_dict(logs, prog_bar=False, on_step=True, on_epoch=False, batch_size=real_images.shape[0])
+        self.log_dict(logs, prog_bar=False, on_step=True, on_epoch=False, batch_size=batch_size)
         self.log("loss", g_terms["total"].detach(), prog_bar=True, on_step=True, on_epoch=False,
-                 batch_size=real_images.shape[0])
+                 batch_size=batch_size)
         return g_terms["total"].detach()
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
@@ -352,6 +441,15 @@ class GIOAda(pl.LightningModule):
         self.val_iou.update(pred, labels)
         self.val_depth.update(depth, depths, labels)
 
+    def on_validation_epoch_start(self) -> None:
+        self._swap_in_ema()      # the moving average validates (ema_decay > 0); the live weights train on
+
+    def on_train_end(self) -> None:
+        """With ``ema_decay > 0`` the moving average becomes the model's weights: it is evaluated and saved."""
+        self._swap_out_ema()
+        if self._ema is not None:
+            torch._foreach_copy_([p.data for p in self._averaged()], self._ema)
+
     def on_validation_epoch_end(self) -> None:
         logs = {"val/miou": self.val_miou.compute()}
         logs |= {f"val/depth_{k}": v.float() for k, v in self.val_depth.compute().items()}
@@ -360,6 +458,7 @@ class GIOAda(pl.LightningModule):
         self.log_dict(logs, sync_dist=False)  # torchmetrics already syncs its states across ranks
         for m in (self.val_miou, self.val_iou, self.val_depth):
             m.reset()
+        self._swap_out_ema()
 
     def configure_optimizers(self):
         hp = self.hparams
@@ -367,9 +466,12 @@ class GIOAda(pl.LightningModule):
         disc_params = list(self.input_discriminator.parameters()) + list(self.output_discriminator.parameters())
         # fused: one kernel over all of a group's tensors (2 ms a step on the CPU against 12 for the
         # per-tensor loop that is torch's default there; the same update up to rounding).
-        optimizers = [torch.optim.Adam(params, lr=hp.init_lr, betas=tuple(hp.betas), fused=True)
-                      for params in (gen_params, disc_params)]
+        # d_lr_scale: two time scales (Heusel et al. 2017), the discriminators' peak rate apart from G's and T's.
+        peaks = (hp.init_lr, hp.init_lr * hp.d_lr_scale)
+        optimizers = [torch.optim.Adam(params, lr=lr, betas=tuple(hp.betas), fused=True)
+                      for params, lr in zip((gen_params, disc_params), peaks)]
         schedulers = [torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=hp.init_lr, epochs=hp.num_epochs, steps_per_epoch=hp.num_steps_per_epoch,
-            base_momentum=hp.betas[0], max_momentum=max(hp.betas[0], MAX_MOMENTUM)) for opt in optimizers]
+            opt, max_lr=lr, epochs=hp.num_epochs, steps_per_epoch=hp.num_steps_per_epoch,
+            base_momentum=hp.betas[0], max_momentum=max(hp.betas[0], MAX_MOMENTUM))
+            for opt, lr in zip(optimizers, peaks)]
         return optimizers, schedulers

@@ -19,10 +19,15 @@ class Discriminator(nn.Module):
         input_channels: C', 3 for images, K + 1 for task outputs (class probabilities + depth).
         width: channels of the first layer.
         generator: private source of the initial weights (None: torch's global RNG).
+        spectral_norm: divide each convolution's weight by its largest singular value (Miyato et al. 2018).
+        least_squares: trained with least-squares losses (LSGAN), so its raw output is a score aimed at
+            1 (real) or 0 (fake) rather than a logit; ``probability`` then clamps it to [0, 1].
     """
 
-    def __init__(self, input_channels: int, *, width: int = 32, generator: torch.Generator | None = None) -> None:
+    def __init__(self, input_channels: int, *, width: int = 32, generator: torch.Generator | None = None,
+                 spectral_norm: bool = False, least_squares: bool = False) -> None:
         super().__init__()
+        self.least_squares = least_squares
         w = width
         self.net = nn.Sequential(
             nn.Conv2d(input_channels, w, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
@@ -31,15 +36,23 @@ class Discriminator(nn.Module):
             nn.Conv2d(4 * w, 4 * w, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(4 * w, 1, 3, 1, 1))
         init_weights(self, generator=generator)
+        if spectral_norm:
+            for i, m in enumerate(self.net):
+                if isinstance(m, nn.Conv2d):
+                    self.net[i] = nn.utils.parametrizations.spectral_norm(m)
+
+    def probability(self, logits: torch.Tensor) -> torch.Tensor:
+        """D's raw outputs -> P(real): the sigmoid of a logit, or an LSGAN score clamped to [0, 1]."""
+        return logits.clamp(0, 1) if self.least_squares else torch.sigmoid(logits)
 
     def logits_map(self, inputs: torch.Tensor) -> torch.Tensor:
         """B×C'×H×W -> per-location logits B×1×H/8×W/8."""
         return self.net(inputs)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.logits_map(inputs)).mean(dim=(2, 3))  # B×1
+        return self.probability(self.logits_map(inputs)).mean(dim=(2, 3))  # B×1
 
     def confidence_map(self, inputs: torch.Tensor) -> torch.Tensor:
         """B×C'×H×W -> probability "real" per location, upsampled to B×1×H×W."""
-        probs = torch.sigmoid(self.logits_map(inputs))
+        probs = self.probability(self.logits_map(inputs))
         return F.interpolate(probs, size=inputs.shape[2:], mode="bilinear", align_corners=False)
