@@ -283,9 +283,14 @@ def _explore_tab(explorer: Explorer) -> _ExploreTab:
         return _explore_values(explorer.scene([a, b], index, strength), space, f"scene{index}")
 
     @friendly
-    def explore_picked(a: str, b: str, strength: Any, evt: gr.SelectData) -> list[Any]:
-        # One event per gallery click (not a select, then an explore): one round trip fewer.
-        index = int(evt.index)
+    def explore_picked(a: str, b: str, strength: Any, evt: gr.EventData) -> list[Any]:
+        # One event per gallery click (not a select, then an explore): one round trip fewer. gr.EventData, not
+        # gr.SelectData: an API call without the click's data then reaches this check instead of failing
+        # inside Gradio.
+        data = evt._data if isinstance(evt._data, dict) else {}
+        index = data.get("index")
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise ValueError("no scene was picked: click a scene in the gallery (or call /explore with a scene number)")
         return [index, *_explore_values(explorer.scene([a, b], index, strength), space, f"scene{index}")]
 
     @friendly
@@ -296,7 +301,9 @@ def _explore_tab(explorer: Explorer) -> _ExploreTab:
 
     @friendly
     def describe(a: str, b: str) -> str:
-        return "  \n".join(f"**{k}** — {registry.describe(k)}" for k in (a, b) if k)
+        lines = [f"**{k}** — {registry.describe(k)}" for k in (a, b) if k]
+        lines += [f"*Not offered: {reason}*" for _, reason in registry.broken()]
+        return "  \n".join(lines)
 
     # preprocess=False: raw values reach the library, which validates them (API calls skip the sliders'
     # bounds, and its messages name the valid range).

@@ -136,6 +136,10 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a gioada run: {CONFIG} is missing")
     d = json.loads(path.read_text())
+    if not isinstance(d, dict):
+        kind = {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(type(d), "null")
+        raise ValueError(f"{CONFIG} holds a JSON {kind}, not an object with 'model', 'data' and "
+                         f"'steps' (train again, or restore the run's {CONFIG})")
     model = d.get("model")
     if isinstance(model, dict) and "transform_depth" not in model and model.get("lam_depth") == 0:
         # Written before geometry's three uses had their own switches: lam_depth = 0 meant all three off.

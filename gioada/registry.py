@@ -56,12 +56,30 @@ class ModelRegistry:
         """Shipped models present on disk, in the ablation's order."""
         return [n for n in SHIPPED if is_run_dir(self.assets_dir / n)]
 
-    def runs(self) -> list[str]:
-        """Saved runs (folder names under ``runs_dir``), newest first."""
+    def _saved(self) -> list[str]:
+        """Run folders under ``runs_dir`` (weights and config present), newest first."""
         if not self.runs_dir.is_dir():
             return []
         found = [p for p in self.runs_dir.iterdir() if RUN_NAME.match(p.name) and is_run_dir(p)]
         return [p.name for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+    def _problem(self, key: str) -> str | None:
+        """Why ``key``'s config.json cannot be read, or None when it can."""
+        try:
+            self.config(key)
+        except ValueError as e:
+            return str(e)
+        return None
+
+    def runs(self) -> list[str]:
+        """Saved runs on offer (folder names under ``runs_dir``), newest first; those whose config.json
+        cannot be read are not offered (see :meth:`broken`)."""
+        return [n for n in self._saved() if self._problem(RUN_PREFIX + n) is None]
+
+    def broken(self) -> list[tuple[str, str]]:
+        """(key, reason) of each saved run whose config.json cannot be read: named to the user, never offered."""
+        return [(key, reason) for key in (RUN_PREFIX + n for n in self._saved())
+                if (reason := self._problem(key)) is not None]
 
     def keys(self) -> list[str]:
         return self.shipped() + [RUN_PREFIX + n for n in self.runs()]

@@ -291,8 +291,16 @@ def test_api_failures_get_specific_messages_without_paths(bare_app):
     (broken / "model.safetensors").write_bytes(b"not weights")
     (broken / "config.json").write_text((ROOT / "assets" / "gioada" / "config.json").read_text()
                                         if (ROOT / "assets" / "gioada" / "config.json").is_file() else "{}")
+    listy = runs / "listy"
+    listy.mkdir()
+    (listy / "model.safetensors").write_bytes(b"not weights")
+    (listy / "config.json").write_text("[1, 2]")
     root = str(runs.parent)
     cases = [
+        ("explore_picked", ["", "", 1.0], "no scene was picked"),        # a gallery event without its data
+        ("explore", ["runs/listy", "", 1, 1.0], "'runs/listy' has an invalid config.json: config.json holds a JSON list"),
+        ("describe_a", ["runs/listy", ""], "holds a JSON list"),
+        ("lab_step_both", [], "press Reset"),                             # a fresh session has no lab yet
         ("explore", ["runs/deep", "", 1, 1.0], "nested too deeply"),
         ("explore", ["runs/broken", "", 1, 1.0], "runs/broken"),
         ("explore", ["gioada", "", 1], "takes 4 inputs"),                  # too few
@@ -493,3 +501,18 @@ def test_a_waiting_call_runs_between_a_runs_evaluation_batches(tmp_path):
 
     metrics = compute.submit(run).result(timeout=120)
     assert metrics["scenes"] == 6 and order == ["batch", "click", "batch", "batch"]
+
+
+@pytest.mark.parametrize("config, field", [("[1, 2]", "JSON list"), ('{"model": {"init_lr": Infinity}}', "init_lr=inf"),
+                                           ('{"model": {"lam_input": NaN}}', "lam_input=nan"), ('"text"', "JSON string")])
+def test_a_run_whose_config_cannot_be_read_is_named_and_never_offered(tmp_path, config, field):
+    from gioada.registry import ModelRegistry
+    runs = tmp_path / "runs"
+    bad = runs / "bad"
+    bad.mkdir(parents=True)
+    (bad / "model.safetensors").write_bytes(b"x")
+    (bad / "config.json").write_text(config)
+    registry = ModelRegistry(tmp_path / "assets", runs)
+    assert "runs/bad" not in registry.keys() and registry.runs() == []
+    [(key, reason)] = registry.broken()
+    assert key == "runs/bad" and "'runs/bad'" in reason and field in reason and str(tmp_path) not in reason
