@@ -22,7 +22,7 @@ import logging
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -206,8 +206,9 @@ def build_demo(assets_dir: str | Path = ASSETS, runs_dir: str | Path = "runs", *
                 ex = _explore_tab(explorer)
             with gr.Tab("Fine-tune", id="finetune"):
                 ft = _finetune_tab(manager, defaults)
-            with gr.Tab("Learn", id="learn"):
+            with gr.Tab("Learn", id="learn") as learn_page:
                 learn = _learn_tab(manager, data, defaults)
+        learn_page.select(**learn.arrive, api_name="lab_arrive")
         first_view = _wire_model_lists(demo, registry, ex, ft, learn)
         _wire_first_view(demo, registry, compute, explorer.scenes.kind, hero, ex, ft, learn, first_view)
         _wire_tour(tabs, registry, manager.has_depth, ex, ft, learn)
@@ -338,10 +339,17 @@ class _FinetuneTab:
 
 def _finetune_tab(manager: FinetuneManager, defaults: FinetuneParams) -> _FinetuneTab:
     has_depth = manager.has_depth          # False for GTA5: the depth loss is off, and the sliders say so
+    # A fine-tune starts from the best adapted shipped model, at the lambdas of its row.
+    start = manager.registry.best_adapted()
+    if start:
+        m = manager.registry.config(start).model
+        defaults = replace(defaults, lam_input=m.lam_input, lam_output=m.lam_output, lam_depth=m.lam_depth)
     device_md = gr.Markdown(elem_classes="gio-help")
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320):
-            preset_radio = gr.Radio(list(PRESETS), value="Full GIO-Ada", label="Preset",
+            chosen = next((n for n, v in PRESETS.items()
+                           if v == (defaults.lam_input, defaults.lam_output, defaults.lam_depth)), None)
+            preset_radio = gr.Radio(list(PRESETS), value=chosen, label="Preset",
                                     info="the paper's ablation, as lambda settings")
             lam_input = gr.Slider(0, 0.5, value=defaults.lam_input, step=0.005, label="λ_in",
                                   info="input-level adversary (G vs D_in)")
@@ -361,8 +369,10 @@ def _finetune_tab(manager: FinetuneManager, defaults: FinetuneParams) -> _Finetu
                 with gr.Row():
                     seed = gr.Number(defaults.seed, label="Seed", precision=0, minimum=0, maximum=LIMITS["seed"][1])
                     run_name = gr.Textbox(label="Run name", placeholder="optional, e.g. my-first-run")
-                start_from = gr.Dropdown([SCRATCH] + manager.registry.choices(), value="", label="Start from",
-                                         allow_custom_value=True)
+                start_from = gr.Dropdown([SCRATCH] + manager.registry.choices(), value=start or "", label="Start from",
+                                         allow_custom_value=True,
+                                         info="the best adapted shipped model by default; choose scratch to train "
+                                         "from random weights")
             with gr.Row():
                 start_btn = gr.Button("▶ Start fine-tuning", variant="primary", scale=2)
                 stop_btn = gr.Button("■ Stop", variant="stop", scale=1)
@@ -418,6 +428,7 @@ class _LearnTab:
     tour_train: gr.Button
     tour_md: gr.Markdown
     diagram: gr.Image
+    arrive: dict[str, Any]      # the event that shows the start's lab when the tab opens (fn, inputs, outputs)
 
 
 # The lab's lesson: (button, preset to reset to or None to keep the lab, text, press Play after).
@@ -431,13 +442,12 @@ LAB_TOUR = [
      "D_in's bar for the *target* stays put (D did not learn) and its bar for *G(source)* rises.", False),
     ("C · Play", None,
      "Training runs: a D step, then a G step, again and again. Watch D_in's map — colour where it can tell, "
-     "white where it is at chance — and the curves. Try *slow motion*, change λ_in while it runs, then Pause.",
+     "white where it is at chance — and the curves. Try the *slow: 1 step/s* speed, change λ_in while it runs, then Pause.",
      True),
     ("D · Break it: λ_in far too large", "λ_in far too large", "", True),
     ("E · Break it: D far stronger", "Discriminator far stronger", "", True),
 ]
-LAB_SPEEDS = {"slow motion (1 step/s)": 0, "1 step per refresh": 1, "5 steps per refresh": 5,
-              "20 steps per refresh": 20}
+LAB_SPEEDS = {"slow: 1 step/s": 0, "1 step/refresh": 1, "5 steps/refresh": 5, "20 steps/refresh": 20}
 
 
 def _learn_tab(manager: FinetuneManager, data: DataConfig | None, defaults: FinetuneParams) -> _LearnTab:
@@ -452,7 +462,7 @@ def _learn_tab(manager: FinetuneManager, data: DataConfig | None, defaults: Fine
     gr.Markdown("### Guided tour\nEach step sets up the Explore tab with the right models and shift.")
     with gr.Row():
         tour_btns = [gr.Button(t[0], size="sm") for t in TOUR]
-        tour_train = gr.Button("5 · Train it yourself", size="sm")
+        tour_train = gr.Button(f"{len(TOUR) + 1} · Train it yourself", size="sm")
     tour_md = gr.Markdown()
 
     gr.Markdown("### The live lab\nAdversarial training you can watch: the four networks train on a small fixed "
@@ -478,7 +488,7 @@ def _learn_tab(manager: FinetuneManager, data: DataConfig | None, defaults: Fine
         step_d = gr.Button("Step D", size="sm", elem_id="lab-step-d")
         step_g = gr.Button("Step G", size="sm", elem_id="lab-step-g")
         step_both = gr.Button("Step both", size="sm", elem_id="lab-step-both")
-        speed = gr.Dropdown(list(LAB_SPEEDS), value="1 step per refresh", show_label=False, min_width=160,
+        speed = gr.Dropdown(list(LAB_SPEEDS), value="1 step/refresh", show_label=False, min_width=200,
                             elem_id="lab-speed")
     s = lab_preset(first, has_depth).settings
     with gr.Accordion("λ and learning rates — changes take effect on the next step, also while playing", open=False):
@@ -514,6 +524,16 @@ def _learn_tab(manager: FinetuneManager, data: DataConfig | None, defaults: Fine
     def reset(start: str, li: Any, lo: Any, ld: Any, rate: Any, r: Any, request: gr.Request) -> list[Any]:
         lab = labs.reset(_session(request), start or "", LabSettings.validated(li, lo, ld, rate, r))
         return _lab_values(lab.view())
+
+    @friendly
+    def arrive(start: str, li: Any, lo: Any, ld: Any, rate: Any, r: Any, request: gr.Request) -> list[Any]:
+        """Opening the tab shows the start's lab at step 0 (built now if this visitor has none); a lab the
+        visitor already has stays as it is."""
+        try:
+            labs.get(_session(request))
+        except ValueError:
+            return reset(start, li, lo, ld, rate, r, request)
+        return [gr.skip()] * len(view_outputs)
 
     @friendly
     def change(li: Any, lo: Any, ld: Any, rate: Any, r: Any, request: gr.Request) -> None:
@@ -613,7 +633,9 @@ def _learn_tab(manager: FinetuneManager, data: DataConfig | None, defaults: Fine
                        api_name=f"lab_lesson_{k + 1}", concurrency_id="learn", concurrency_limit=2)
         if LAB_TOUR[k][3]:
             ev.then(**play_kw, api_name=f"lab_lesson_{k + 1}_play")
-    return _LearnTab(lab_start, tour_btns, tour_train, tour_md, diagram_img)
+    arrive_kw = dict(fn=arrive, inputs=[lab_start, *sliders], outputs=view_outputs, concurrency_id="learn",
+                     concurrency_limit=2)
+    return _LearnTab(lab_start, tour_btns, tour_train, tour_md, diagram_img, arrive_kw)
 
 
 def _session(request: gr.Request | None) -> str:
@@ -789,10 +811,13 @@ def _plots(losses_id: str, p_real_id: str) -> tuple[gr.LinePlot, gr.LinePlot]:
     few kB of points per refresh (see _curves), not rendered on the server."""
     common = dict(x="step", y="value", color="series", height=260)
     return (gr.LinePlot(curve_frame([], LOSS_SERIES), title="Losses (every term)", color_map=LOSS_COLORS,
-                        elem_id=losses_id, **common),
+                        elem_id=losses_id, caption="Empty until a run starts. adv_in: G and T fooling D_in; "
+                        "adv_out: T fooling D_out (lower is better for G and T, higher for the discriminators' own).",
+                        **common),
             gr.LinePlot(curve_frame([], CONFIDENCE_SERIES, chance=True), color_map=CONFIDENCE_COLORS,
-                        title="Discriminators' P(real): real target vs translated", y_lim=[0, 1], elem_id=p_real_id,
-                        **common))
+                        title="D's P(real): target vs G(source)", y_lim=[0, 1], elem_id=p_real_id,
+                        caption="Empty until a run starts. G(src): the translated source; 50% is chance, where "
+                        "a discriminator can no longer tell the domains apart.", **common))
 
 
 def _curves(history: list[dict[str, float]]) -> list[Any]:

@@ -11,19 +11,19 @@ import math
 import pandas as pd
 
 LOSS_SERIES = {
-    "train/g_seg": "seg (T)", "train/g_depth": "depth (T)", "train/g_adv_in": "adv_in (G, T fool D_in)",
-    "train/g_adv_out": "adv_out (T fools D_out)", "train/g_content": "content (G)", "train/g_total": "G+T total",
+    "train/g_seg": "seg (T)", "train/g_depth": "depth (T)", "train/g_adv_in": "adv_in",
+    "train/g_adv_out": "adv_out", "train/g_content": "content (G)", "train/g_total": "G+T total",
     "train/loss_d_in": "D_in loss", "train/loss_d_out": "D_out loss",
 }
 CONFIDENCE_SERIES = {
-    "train/d_in_real": "D_in · real target", "train/d_in_fake": "D_in · translated",
-    "train/d_out_real": "D_out · real target", "train/d_out_fake": "D_out · translated",
+    "train/d_in_real": "D_in · target", "train/d_in_fake": "D_in · G(src)",
+    "train/d_out_real": "D_out · target", "train/d_out_fake": "D_out · G(src)",
 }
 CHANCE = "chance (50%)"
 LOSS_COLORS = dict(zip(LOSS_SERIES.values(), ["#4f46e5", "#0f766e", "#d97706", "#db2777", "#65a30d", "#111827",
                                               "#b40426", "#7c3aed"]))
-CONFIDENCE_COLORS = {"D_in · real target": "#4f46e5", "D_in · translated": "#a5b4fc",
-                     "D_out · real target": "#0f766e", "D_out · translated": "#5eead4", CHANCE: "#9ca3af"}
+CONFIDENCE_COLORS = {"D_in · target": "#4f46e5", "D_in · G(src)": "#a5b4fc",
+                     "D_out · target": "#0f766e", "D_out · G(src)": "#5eead4", CHANCE: "#9ca3af"}
 
 
 def curves(history: list[dict[str, float]], series: dict[str, str],

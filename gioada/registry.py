@@ -136,6 +136,21 @@ class ModelRegistry:
         except (TypeError, ValueError, KeyError, OSError, RecursionError) as e:
             raise ValueError(f"model {key!r} has an invalid config.json: {_reason(e, path, key)}") from e
 
+    def best_adapted(self) -> str | None:
+        """The installed shipped model that adapts (not the oracle) with the highest stored held-out target
+        mIoU: where a fine-tune starts by default. None when none is installed."""
+        scored = []
+        for key in self.shipped():
+            try:
+                cfg = self.config(key)
+                miou = read_json(self.resolve(key), METRICS).get("target", {}).get("miou")
+            except (ValueError, OSError, RecursionError, AttributeError):
+                continue
+            if (cfg.model.lam_input > 0 or cfg.model.lam_output > 0) and not cfg.data.oracle \
+                    and isinstance(miou, (int, float)):
+                scored.append((miou, key))
+        return max(scored)[1] if scored else None
+
     def describe(self, key: str) -> str:
         """One line of Markdown: what the model is (lambdas, size, steps) and its stored target mIoU."""
         cfg = self.config(key)

@@ -186,7 +186,7 @@ def test_finetune_two_steps_saves_a_selectable_run(served, dirs):
     assert "→" in result and "points" in result                 # before → after mIoU
     # The two plots' points (the browser draws them): every loss term and P(real) of both discriminators.
     drawn = {name for plot in (losses, confidences) for _, value, name in plot["data"] if value is not None}
-    assert {"seg (T)", "depth (T)", "D_in loss", "D_in · real target", "D_out · translated", "chance (50%)"} <= drawn
+    assert {"seg (T)", "depth (T)", "D_in loss", "D_in · target", "D_out · G(src)", "chance (50%)"} <= drawn
     assert Path(preview).is_file()
     assert len(table["data"]) == 10                              # per-class IoU, before and after
     # Path traversal went nowhere: the run is inside runs/, named safely; nothing escaped.
@@ -493,9 +493,9 @@ def test_curves_show_every_logged_term():
     history = [{"step": i, "train/g_seg": 2 / i, "train/g_adv_in": 0.7, "train/loss_d_in": 1.38,
                 "train/d_in_real": 0.5 + 0.01 * i, "train/d_in_fake": 0.5 - 0.01 * i} for i in range(1, 40)]
     losses = curve_frame(history, LOSS_SERIES).dropna()
-    assert set(losses["series"]) == {"seg (T)", "adv_in (G, T fool D_in)", "D_in loss"}
+    assert set(losses["series"]) == {"seg (T)", "adv_in", "D_in loss"}
     confidences = curve_frame(history, CONFIDENCE_SERIES, chance=True).dropna()
-    assert set(confidences["series"]) == {"D_in · real target", "D_in · translated", CHANCE}
+    assert set(confidences["series"]) == {"D_in · target", "D_in · G(src)", CHANCE}
     chance = confidences[confidences["series"] == CHANCE]
     assert list(chance["step"]) == [1, 39] and list(chance["value"]) == [0.5, 0.5]   # across the steps drawn
     # Every series is in every table (NaN until it has points): the browser keeps the legend of the first one.
@@ -517,7 +517,7 @@ def test_watched_run_sends_only_what_changed():
     values = app._finetune_values(same, None, plots=True)
     assert values[3] is preview and "10.0%" in values[4]
     losses, confidences = (frame.dropna() for frame in values[1:3])
-    assert list(losses["series"]) == ["seg (T)"] and set(confidences["series"]) == {"D_in · real target", CHANCE}
+    assert list(losses["series"]) == ["seg (T)"] and set(confidences["series"]) == {"D_in · target", CHANCE}
 
 
 def _snapshot(**fields):
@@ -537,3 +537,40 @@ def test_out_of_memory_is_reported_with_advice(dirs, tmp_path):
     snap = manager.start(TINY, callbacks=[_OutOfMemory()]).wait(120)
     assert snap.state == "oom" and "smaller batch size or image size" in snap.message, snap.message
     assert not manager.busy() and not any((tmp_path / "runs").iterdir())   # nothing half-saved; next Start works
+
+
+def test_the_guided_tour_numbers_each_step_once(served):
+    demo, _ = served
+    names = {t[0] for t in app.TOUR}
+    labels = [b.value for b in demo.blocks.values()
+              if isinstance(b, gr.Button) and (b.value in names or "Train it yourself" in str(b.value))]
+    numbers = [label.split(" · ")[0] for label in labels]
+    assert len(labels) == len(app.TOUR) + 1 and sorted(numbers) == [str(k) for k in range(1, len(labels) + 1)]
+
+
+def test_a_finetune_starts_from_the_best_adapted_shipped_model(served, dirs, tmp_path):
+    import json, shutil
+    demo, _ = served
+    [start] = [b for b in demo.blocks.values() if isinstance(b, gr.Dropdown) and b.label == "Start from"
+               and "best adapted" in (b.info or "")]
+    assert start.value == "gioada"                         # source-only does not adapt
+    assets = tmp_path / "assets"
+    shutil.copytree(dirs["assets"], assets)
+    shutil.copytree(assets / "gioada", assets / "output-only")
+    for name, miou in (("gioada", 30.0), ("output-only", 40.0), ("source-only", 90.0)):
+        path = assets / name / "metrics.json"
+        metrics = json.loads(path.read_text())
+        metrics["target"]["miou"] = miou
+        path.write_text(json.dumps(metrics))
+    assert ModelRegistry(assets, tmp_path / "runs").best_adapted() == "output-only"
+    assert ModelRegistry(tmp_path / "none", tmp_path / "runs").best_adapted() is None
+
+
+def test_opening_the_learn_tab_shows_the_start_at_step_0(served):
+    _, client = served
+    out = client.predict("", 0.1, 0.1, 0.5, 1e-3, 1.0, api_name="/lab_arrive")
+    card = out[0]
+    assert 'data-steps="0"' in card, card[:200]
+    assert all(o is not None for o in out[1:4]), out[1:4]             # the three image panels are drawn
+    again = client.predict("", 0.1, 0.1, 0.5, 1e-3, 1.0, api_name="/lab_arrive")
+    assert again[0] == {"__type__": "update", "props": {"__type__": "update"}}   # this visitor's lab is kept

@@ -87,7 +87,7 @@ def test_explore_and_finetune_in_chromium(url, tmp_path):
                                ".some(e => e.complete && e.naturalWidth > 0)", timeout=30_000)
         # The browser draws the curves; the legends name the series that appeared after the first (empty) data.
         for sel, names in (("#loss-plot", ["seg (T)", "D_in loss"]),
-                           ("#conf-plot", ["D_in · real target", "chance (50%)"])):
+                           ("#conf-plot", ["D_in · target", "chance (50%)"])):
             page.wait_for_function(
                 "([sel, names]) => { const svg = document.querySelector(sel + ' svg');"
                 " return svg !== null && names.every(n => svg.textContent.includes(n)); }",
