@@ -65,8 +65,9 @@ def stats_html(view: ModelView) -> str:
                 f'<div style="font-size:11px;color:#778">{hint}</div></div>')
 
     metrics = "".join([
-        metric("mIoU on target", _fmt(view.miou_target, ".1f", "%"), "this image, real-style"),
-        metric("mIoU on source", _fmt(view.miou_source, ".1f", "%"), "same scene, synthetic"),
+        metric("mIoU on target, this scene", _fmt(view.miou_target, ".1f", "%"),
+               "1 real-style image, not the table's held-out set"),
+        metric("mIoU on source, this scene", _fmt(view.miou_source, ".1f", "%"), "the same scene, synthetic"),
         metric("depth abs rel", _fmt(view.depth_abs_rel, ".3f"), "target, lower is better"),
     ])
     names = {"source": "source", "translated": "G(source)", "target": "target"}

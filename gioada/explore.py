@@ -57,6 +57,12 @@ class ModelView:
     notes: list[str] = field(default_factory=list)
 
 
+_SIM_ONLY = ("{models} learnt from the built-in simulator alone and never saw a real photograph: on a real "
+             "street photo expect noise, not a segmentation (the domain gap this app is about, far wider than the "
+             "simulator's own shift). Models that work on real images are trained on a dataset on disk, e.g. "
+             "`python -m gioada train --source vkitti2:PATH --target kitti:PATH` (README, \"Real datasets\").")
+
+
 @dataclass
 class ExploreResult:
     """One scene and each model's view of it."""
@@ -135,6 +141,9 @@ class Explorer:
             size=(height, width))
         if not models:
             result.notes.append(_NO_MODEL)
+        simulated = [k for k in keys if self.registry.config(k).data.target == "sim"]
+        if simulated:
+            result.notes.append(_SIM_ONLY.format(models=", ".join(simulated)))
         return result
 
     def gallery(self, n: int = 8, shift: float = 1.0) -> list[np.ndarray]:

@@ -156,13 +156,21 @@ class ModelRegistry:
         cfg = self.config(key)
         m = cfg.model
         try:
-            miou = read_json(self.resolve(key), METRICS).get("target", {}).get("miou")
+            target = read_json(self.resolve(key), METRICS).get("target", {})
+            miou, scenes = target.get("miou"), target.get("scenes")
         except (ValueError, OSError, RecursionError, AttributeError):
-            miou = None                          # an unreadable metrics.json only loses the figure
+            miou = scenes = None                 # an unreadable metrics.json only loses the figure
         parts = [f"λ_in {m.lam_input:g}", f"λ_out {m.lam_output:g}", f"λ_depth {m.lam_depth:g}"]
         parts += [text for on, text in ((m.lam_content > 0, f"λ_content {m.lam_content:g}"),
                                         (not m.transform_depth, "G without depth"),
-                                        (not m.output_disc_depth, "D_out without depth")) if on]
+                                        (not m.output_disc_depth, "D_out without depth"),
+                                        (m.d_lr_scale != 1, f"D's learning rate ×{m.d_lr_scale:g}"),
+                                        (m.spectral_norm, "spectral norm in D"),
+                                        (m.gan_loss != "bce", f"{m.gan_loss.upper()} losses"),
+                                        (m.d_label_smoothing > 0, f"D's real label {1 - m.d_label_smoothing:g}"),
+                                        (m.warmup_steps > 0, f"{m.warmup_steps} warm-up steps of T alone"),
+                                        (m.ema_decay > 0, f"EMA weights (decay {m.ema_decay:g})"),
+                                        (m.label_dropout > 0, f"G's labels dropped {m.label_dropout:.0%}")) if on]
         size = f"{cfg.data.height}×{cfg.data.width}"
         window = cfg.data.window
         parts.append(f"{cfg.steps} steps on {window[0]}×{window[1]} crops of {size} frames" if window
@@ -170,7 +178,8 @@ class ModelRegistry:
         if cfg.data.oracle:
             parts.insert(0, "oracle (trained on target labels)")
         if isinstance(miou, (int, float)):
-            parts.append(f"held-out target mIoU {miou:.1f}%")
+            held_out = f"{scenes} held-out scenes" if isinstance(scenes, int) else "held-out scenes"
+            parts.append(f"target mIoU {miou:.1f}% on {held_out}")
         return " · ".join(parts)
 
 

@@ -80,6 +80,12 @@ def test_a_model_description_names_every_switch_away_from_the_default(dirs, tmp_
     key = next(k for k in registry.keys() if k.endswith("switched"))
     assert ("λ_content 0.5 · G without depth · D_out without depth · 2 steps on 32×32 crops of 32×64 frames"
             in registry.describe(key))
+    assert "target mIoU" in plain and "on 2 held-out scenes" in plain
+    cfg["model"] |= {"d_lr_scale": 0.25, "spectral_norm": True, "gan_loss": "lsgan", "d_label_smoothing": 0.1,
+                     "warmup_steps": 300, "ema_decay": 0.999, "label_dropout": 0.5}
+    (run / "config.json").write_text(json.dumps(cfg))
+    assert ("D's learning rate ×0.25 · spectral norm in D · LSGAN losses · D's real label 0.9 · 300 warm-up steps "
+            "of T alone · EMA weights (decay 0.999) · G's labels dropped 50%") in registry.describe(key)
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +140,7 @@ def test_explore_compares_two_models(served):
     assert "`gioada`" in out[2] and "`source-only`" in out[8]
     for path in (strip, *out[3], *out[4], out[5], *out[9], *out[10], out[11]):
         assert Path(path).is_file(), path
-    assert "mIoU on target" in out[6] and "50%" in out[6]        # model A's numbers, chance marked
+    assert "mIoU on target, this scene" in out[6] and "50%" in out[6]        # model A's numbers, chance marked
     assert "No adversaries" in out[12]                           # model B (source-only) is explained
     labels, depth = (Image.open(f) for f in out[7])              # raw outputs: indexed PNG, 16-bit PNG in cm
     assert labels.mode == "P" and labels.getpalette()[:3] == [128, 64, 128]   # class 0, road
@@ -163,6 +169,7 @@ def test_uploads_good_and_bad(served, tmp_path):
     out = client.predict(handle_file(str(good)), "gioada", "source-only", api_name="/explore_upload")
     assert "Your image (120×90)" in out[0] and Path(out[1]).is_file()
     assert out[3] is None and Path(out[4][0]).is_file()          # no source to translate; photo vs prediction
+    assert "never saw a real photograph" in out[-1] and "gioada, source-only" in out[-1] and "--target kitti:" in out[-1]
 
     bad = {"corrupt.png": (b"\x89PNG\r\n\x1a\n" + b"garbage" * 20, "truncated or corrupt"),
            "notes.png": (b"just some text, not an image", "not an image we can read"),
