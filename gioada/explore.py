@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import tempfile
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -77,11 +78,17 @@ class ExploreResult:
 class Explorer:
     """The Explore tab's logic: ``scene()`` for a built-in (or dataset) scene, ``upload()`` for a photo."""
 
+    # Finished views of recent (models, scene, shift) requests: a scene seen again is served without running
+    # a network. Each holds a few 128×384 panels (about 2 MB), so the bound keeps it under ~50 MB.
+    CACHE_SIZE = 24
+
     def __init__(self, registry: ModelRegistry, scenes: SceneSource | None = None,
                  default_size: tuple[int, int] = (64, 192)) -> None:
         self.registry = registry
         self.scenes = scenes or SimScenes()
         self.default_size = default_size
+        self._views: OrderedDict[tuple, tuple[list[Any], ExploreResult]] = OrderedDict()
+        self._views_lock = threading.Lock()
 
     def preload(self, model_keys: Sequence[str]) -> None:
         """Load ``model_keys`` before their first use (the first load imports torch and Lightning). A model
@@ -103,6 +110,23 @@ class Explorer:
         shift = check_number("shift", shift, 0.0, MAX_STRENGTH)
         keys = self._check_keys(model_keys)
         models = [(k, self.registry.load(k)) for k in keys]
+        # Keyed by the models' keys and checked against the loaded objects: a run saved again under the same
+        # name loads as a new object, so its old views are never served.
+        cache_key = (tuple(keys), index, shift)
+        with self._views_lock:
+            hit = self._views.get(cache_key)
+            if hit is not None and all(a is b for a, (_, b) in zip(hit[0], models)):
+                self._views.move_to_end(cache_key)
+                return hit[1]
+        result = self._render_scene(models, index, shift)
+        with self._views_lock:
+            self._views[cache_key] = ([m for _, m in models], result)
+            while len(self._views) > self.CACHE_SIZE:
+                self._views.popitem(last=False)
+        return result
+
+    def _render_scene(self, models: list[tuple[str, Any]], index: int, shift: float) -> ExploreResult:
+        keys = [k for k, _ in models]
         height, width = self._size(keys)
         source, target, title = self.scenes.get(index, shift, height, width)
         space = self.scenes.space

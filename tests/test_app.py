@@ -581,3 +581,23 @@ def test_opening_the_learn_tab_shows_the_start_at_step_0(served):
     assert all(o is not None for o in out[1:4]), out[1:4]             # the three image panels are drawn
     again = client.predict("", 0.1, 0.1, 0.5, 1e-3, 1.0, api_name="/lab_arrive")
     assert again[0] == {"__type__": "update", "props": {"__type__": "update"}}   # this visitor's lab is kept
+
+
+def test_a_scene_seen_again_is_served_from_a_bounded_cache_of_views(dirs, tmp_path, monkeypatch):
+    import os, shutil, time
+    from gioada.explore import Explorer
+    assets = tmp_path / "assets"
+    shutil.copytree(dirs["assets"], assets)
+    explorer = Explorer(ModelRegistry(assets, tmp_path / "runs", device="cpu"))
+    first = explorer.scene(["gioada"], 3, 1.0)
+    calls = []
+    render = explorer._render_scene
+    monkeypatch.setattr(explorer, "_render_scene", lambda *a: calls.append(a) or render(*a))
+    assert explorer.scene(["gioada"], 3, 1.0) is first and calls == []          # no network ran
+    assert explorer.scene(["gioada"], 3, 0.5) is not first and len(calls) == 1   # another shift is another view
+    os.utime(assets / "gioada" / "model.safetensors", ns=(time.time_ns() + 10**9,) * 2)   # the model saved again
+    assert explorer.scene(["gioada"], 3, 1.0) is not first and len(calls) == 2
+    monkeypatch.setattr(Explorer, "CACHE_SIZE", 2)
+    for index in range(5):
+        explorer.scene(["gioada"], index, 1.0)
+    assert len(explorer._views) == 2
