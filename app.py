@@ -9,8 +9,8 @@ Every event has an ``api_name``, so the app can be scripted with ``gradio_client
     client = Client("http://127.0.0.1:7860/")
     outputs = client.predict("gioada", "source-only", 3, 1.0, api_name="/explore")  # model A, model B, scene, shift
 
-This file only lays out widgets and wires them to gioada: ``gioada.explore`` (Explore), ``gioada.finetune``
-(fine-tuning runs), ``gioada.lab`` (the live lab), ``gioada.plots`` and ``gioada.diagram``; its HTML
+This file only lays out widgets and wires them to gioada: ``gioada.app.explore`` (Explore), ``gioada.app.finetune``
+(fine-tuning runs), ``gioada.app.lab`` (the live lab), ``gioada.app.plots`` and ``gioada.app.diagram``; its HTML
 cards are in ``app_html.py``.
 """
 from __future__ import annotations
@@ -33,17 +33,17 @@ from starlette.middleware import Middleware
 from app_html import hero_html, lab_html, legend_html, progress_html, result_html, stats_html
 from gioada.allocator import keep_freed_memory
 from gioada.config import DataConfig
-from gioada.explore import Explorer, ExploreResult, raw_downloads
-from gioada.finetune import (LIMITS, PRESETS, PREVIEW_SECONDS, FinetuneJob, FinetuneManager, FinetuneParams,
+from gioada.app.explore import Explorer, ExploreResult, raw_downloads
+from gioada.app.finetune import (LIMITS, PRESETS, PREVIEW_SECONDS, FinetuneJob, FinetuneManager, FinetuneParams,
                              RunInProgress, Snapshot, device_note, per_class_rows, preset)
-from gioada.lab import (DEFAULT_START, FOREGROUND, LAB_BATCH, LAB_CROP, LAB_PRESETS, SLOT, LabPool,
+from gioada.app.lab import (DEFAULT_START, FOREGROUND, LAB_BATCH, LAB_CROP, LAB_PRESETS, SLOT, LabPool,
                         LabSettings, LabView, lab_preset, translation_pair)
-from gioada.plots import CONFIDENCE_COLORS, CONFIDENCE_SERIES, LOSS_COLORS, LOSS_SERIES, curve_frame
+from gioada.app.plots import CONFIDENCE_COLORS, CONFIDENCE_SERIES, LOSS_COLORS, LOSS_SERIES, curve_frame
 from gioada.pretrained import ASSETS, SHIPPED
-from gioada.registry import ModelRegistry
-from gioada.scenes import MAX_SCENE, DatasetScenes, SceneSource
-from gioada.serving import ALLOWED_HOSTS_ENV, ComputeThread, HostCheck, OnComputeThread, allowed_hosts, scrub_paths
-from gioada.uploads import MAX_UPLOAD_BYTES
+from gioada.app.registry import ModelRegistry
+from gioada.app.scenes import MAX_SCENE, DatasetScenes, SceneSource
+from gioada.app.serving import ALLOWED_HOSTS_ENV, ComputeThread, HostCheck, OnComputeThread, allowed_hosts, scrub_paths
+from gioada.app.uploads import MAX_UPLOAD_BYTES
 
 log = logging.getLogger("gioada.app")
 
@@ -715,7 +715,7 @@ def _model_lists(registry: ModelRegistry, a: str | None = None, b: str | None = 
 def _diagram(*lambdas: float) -> Any:
     """The networks diagram, greyed out where (lam_input, lam_output, lam_depth) switch parts off; the
     defaults' when none are given. Matplotlib is imported when it is first drawn, not when the app starts."""
-    from gioada import diagram
+    from gioada.app import diagram
     return diagram.render(*lambdas)
 
 

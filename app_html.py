@@ -9,9 +9,9 @@ import html
 import math
 
 from gioada.classes import VKITTI10, LabelSpace
-from gioada.explore import ModelView
-from gioada.finetune import Snapshot
-from gioada.lab import LabView
+from gioada.app.explore import ModelView
+from gioada.app.finetune import Snapshot
+from gioada.app.lab import LabView
 
 
 def hero_html(n_shipped: int, of: int, scenes_kind: str, device_type: str | None = None) -> str:

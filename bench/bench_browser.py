@@ -113,7 +113,7 @@ def _watched(url: str, manager) -> tuple[float, str]:
 
 
 def watched(steps: int, batch: int, height: int, rounds: int) -> None:
-    from gioada.finetune import FinetuneParams
+    from gioada.app.finetune import FinetuneParams
     print(f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         defaults = FinetuneParams(steps=steps, batch_size=batch, height=height)

@@ -26,9 +26,9 @@ import time
 from gradio_client import Client
 
 import app
-from gioada.finetune import FinetuneParams
+from gioada.app.finetune import FinetuneParams
 from gioada.inference import pick_device
-from gioada.serving import OnComputeThread
+from gioada.app.serving import OnComputeThread
 
 
 def burst(url: str, n: int) -> None:

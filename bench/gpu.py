@@ -78,8 +78,8 @@ def training_benchmark(report: Report, smoke: bool) -> None:
 
 
 def default_finetune(report: Report, smoke: bool) -> None:
-    from gioada.finetune import FinetuneManager, FinetuneParams
-    from gioada.registry import ModelRegistry
+    from gioada.app.finetune import FinetuneManager, FinetuneParams
+    from gioada.app.registry import ModelRegistry
     runs = ROOT / "runs" / "gpu-finetune"
     manager = FinetuneManager(ModelRegistry(runs_dir=runs))
     params = FinetuneParams(steps=3, batch_size=2, height=32) if smoke else FinetuneParams()

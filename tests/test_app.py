@@ -26,15 +26,15 @@ from pytorch_lightning.callbacks import Callback
 import app
 from gioada import DataConfig, ModelConfig, RunConfig
 from gioada.checkpoint import is_run_dir, load_model, load_run_config, read_json
-from gioada.diagram import render as render_diagram
+from gioada.app.diagram import render as render_diagram
 from gioada.evaluate import evaluate
-from gioada.explore import Explorer
-from gioada.finetune import FinetuneManager, FinetuneParams, Snapshot, safe_run_name
-from gioada.plots import CHANCE, CONFIDENCE_SERIES, LOSS_SERIES, curve_frame
-from gioada.registry import ModelRegistry
+from gioada.app.explore import Explorer
+from gioada.app.finetune import FinetuneManager, FinetuneParams, Snapshot, safe_run_name
+from gioada.app.plots import CHANCE, CONFIDENCE_SERIES, LOSS_SERIES, curve_frame
+from gioada.app.registry import ModelRegistry
 from gioada.train import train
-from gioada.uploads import WORK_PIXELS, fit_to, load_upload
-from gioada.validation import check_number
+from gioada.app.uploads import WORK_PIXELS, fit_to, load_upload
+from gioada.app.validation import check_number
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file
@@ -279,7 +279,7 @@ def test_pickled_checkpoint_is_refused_without_running_it(served, dirs, tmp_path
 
 def test_apply_preset_over_the_api(served):
     _, client = served
-    from gioada.finetune import PRESETS
+    from gioada.app.finetune import PRESETS
     assert tuple(client.predict("Input only", api_name="/apply_preset")) == PRESETS["Input only"]
     with pytest.raises(AppError, match="bogus"):
         client.predict("bogus", api_name="/apply_preset")
@@ -585,7 +585,7 @@ def test_opening_the_learn_tab_shows_the_start_at_step_0(served):
 
 def test_a_scene_seen_again_is_served_from_a_bounded_cache_of_views(dirs, tmp_path, monkeypatch):
     import os, shutil, time
-    from gioada.explore import Explorer
+    from gioada.app.explore import Explorer
     assets = tmp_path / "assets"
     shutil.copytree(dirs["assets"], assets)
     explorer = Explorer(ModelRegistry(assets, tmp_path / "runs", device="cpu"))

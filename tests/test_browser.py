@@ -22,7 +22,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Pyt
 
 import app
 from gioada import DataConfig, ModelConfig, RunConfig
-from gioada.finetune import FinetuneParams
+from gioada.app.finetune import FinetuneParams
 from gioada.train import train
 
 # Chromium's background services try to reach Google; the machine's network is closed.

@@ -62,7 +62,7 @@ def test_device_choice():
 
 def test_an_unknown_device_is_refused_when_the_registry_is_built(tmp_path):
     """The registry decides its device on first use, but a misspelt one is refused at once."""
-    from gioada.registry import ModelRegistry
+    from gioada.app.registry import ModelRegistry
     with pytest.raises(ValueError, match="device='gpu0' is invalid: use auto, cpu or gpu"):
         ModelRegistry(tmp_path / "assets", tmp_path / "runs", device="gpu0")
     with pytest.raises(ValueError, match="device='gpu0' is invalid"):

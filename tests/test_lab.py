@@ -1,4 +1,4 @@
-"""The live lab (gioada.lab): its steps are the library's, each changes only its networks, its randomness is
+"""The live lab (gioada.app.lab): its steps are the library's, each changes only its networks, its randomness is
 private, a reset returns to the start, labs are bounded, one trains at a time, and errors are clear."""
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from gioada import DataConfig, ModelConfig, RunConfig
-from gioada import lab as labmod
-from gioada.lab import Foreground, Lab, LabPool, LabSettings, TrainingSlot, lab_start, lab_status
+from gioada.app import lab as labmod
+from gioada.app.lab import Foreground, Lab, LabPool, LabSettings, TrainingSlot, lab_start, lab_status
 from gioada.module import GIOAda
-from gioada.registry import ModelRegistry
+from gioada.app.registry import ModelRegistry
 from gioada.train import train
 
 # Also run under ONEDNN_MAX_CPU_ISA=AVX2 and =AVX512_CORE by `make test` (oneDNN's other kernels).

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import EpsImagePlugin, Image
 
-from gioada.uploads import load_upload
+from gioada.app.uploads import load_upload
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,7 +38,7 @@ _PEAK = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     import numpy as np
     from PIL import Image
-    from gioada.uploads import load_upload
+    from gioada.app.uploads import load_upload
 
     def kb(field):
         for line in open("/proc/self/status"):
@@ -137,7 +137,7 @@ def test_a_foreign_host_is_refused(bare_app):
 
 
 def test_allowed_hosts_from_flag_env_and_address(monkeypatch):
-    from gioada.serving import HostCheck, allowed_hosts, host_name
+    from gioada.app.serving import HostCheck, allowed_hosts, host_name
     monkeypatch.setenv("GIOADA_ALLOWED_HOSTS", "Lab.Example.org, *.corp.example")
     allowed = allowed_hosts("192.168.1.5", ["extra.example"])
     check = HostCheck(None, allowed)
@@ -157,9 +157,9 @@ def test_a_run_that_cannot_fit_is_refused_before_it_starts(monkeypatch, tmp_path
 
     import torch
 
-    import gioada.finetune as ft
-    from gioada.finetune import FinetuneManager, FinetuneParams
-    from gioada.registry import ModelRegistry
+    import gioada.app.finetune as ft
+    from gioada.app.finetune import FinetuneManager, FinetuneParams
+    from gioada.app.registry import ModelRegistry
     # The issue's settings grew past 8 GB on the CPU: the estimate knows.
     assert ft.estimate_run_memory(64, 128, 384) > 8 * 2**30
     free = 4 * 2**30
@@ -181,7 +181,7 @@ def test_a_run_that_cannot_fit_is_refused_before_it_starts(monkeypatch, tmp_path
 def test_free_memory_is_read_from_the_machine():
     import torch
 
-    from gioada.finetune import available_memory
+    from gioada.app.finetune import available_memory
     free = available_memory(torch.device("cpu"))
     assert 0 < free <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
@@ -207,8 +207,8 @@ _KILLED_SAVE = textwrap.dedent("""
 
 def test_a_save_killed_midway_is_cleaned_and_never_blocks_its_name(tmp_path):
     from gioada.checkpoint import PARTIAL
-    from gioada.finetune import FinetuneManager, _unique_dir
-    from gioada.registry import ModelRegistry
+    from gioada.app.finetune import FinetuneManager, _unique_dir
+    from gioada.app.registry import ModelRegistry
     runs = tmp_path / "runs"
     out = subprocess.run([sys.executable, "-c", _KILLED_SAVE, str(runs / "my-run")], capture_output=True,
                          text=True, timeout=300, cwd=ROOT)
@@ -229,8 +229,8 @@ def test_a_save_killed_midway_is_cleaned_and_never_blocks_its_name(tmp_path):
 # 9. Stop means stop
 # ---------------------------------------------------------------------------------------------------
 def _manager(tmp_path):
-    from gioada.finetune import FinetuneManager
-    from gioada.registry import ModelRegistry
+    from gioada.app.finetune import FinetuneManager
+    from gioada.app.registry import ModelRegistry
     return FinetuneManager(ModelRegistry(tmp_path / "assets", tmp_path / "runs"), eval_scenes=2, accelerator="cpu")
 
 
@@ -239,7 +239,7 @@ TINY_RUN = dict(steps=3, batch_size=2, height=32, lam_input=0.1, lam_output=0.1)
 
 def test_stop_while_preparing_saves_nothing(monkeypatch, tmp_path):
     import gioada.evaluate
-    import gioada.finetune as ft
+    import gioada.app.finetune as ft
     manager = _manager(tmp_path)
     real = gioada.evaluate.evaluate
 
@@ -257,7 +257,7 @@ def test_stop_while_preparing_saves_nothing(monkeypatch, tmp_path):
 def test_stop_as_training_starts_trains_no_step_and_saves_nothing(tmp_path):
     from pytorch_lightning.callbacks import Callback
 
-    import gioada.finetune as ft
+    import gioada.app.finetune as ft
     manager = _manager(tmp_path)
 
     class StopAtSetup(Callback):                   # Stop pressed after preparing, before the first step
@@ -317,7 +317,7 @@ def test_api_failures_get_specific_messages_without_paths(bare_app):
 
 @pytest.mark.parametrize("name", [["Full GIO-Ada"], {"a": 1}, None, 3])
 def test_a_preset_name_that_is_not_text_is_refused_clearly(name):
-    from gioada.finetune import preset
+    from gioada.app.finetune import preset
     with pytest.raises(ValueError, match="unknown preset"):
         preset(name)
 
@@ -343,7 +343,7 @@ class _CountingExplorer:
 
 
 def test_explorers_compute_one_at_a_time_on_the_compute_thread():
-    from gioada.serving import ComputeThread, OnComputeThread
+    from gioada.app.serving import ComputeThread, OnComputeThread
     inner, compute = _CountingExplorer(), ComputeThread()
     explorer = OnComputeThread(inner, compute)
     results = []
@@ -357,7 +357,7 @@ def test_explorers_compute_one_at_a_time_on_the_compute_thread():
 
 
 def test_a_call_from_the_compute_thread_runs_at_once_and_errors_reach_the_caller():
-    from gioada.serving import ComputeThread
+    from gioada.app.serving import ComputeThread
     compute = ComputeThread()
     assert compute.call(lambda: compute.call(lambda: 7) + 1) == 8       # nested: no deadlock
     with pytest.raises(ValueError, match="bad scene"):
@@ -372,7 +372,7 @@ def _raise(e):
 def test_a_burst_of_explorers_takes_turns_with_the_training_steps():
     """Explorers compute between training steps (one at a time, never beside a step) and the run keeps most
     of the thread: each explorer's seconds weigh serving.CALL_WEIGHT times a step's."""
-    from gioada.serving import CALL_WEIGHT, ComputeThread
+    from gioada.app.serving import CALL_WEIGHT, ComputeThread
     compute, events, lock = ComputeThread(), [], threading.Lock()
 
     def log(what):
@@ -416,7 +416,7 @@ def test_a_burst_of_explorers_takes_turns_with_the_training_steps():
 _OPENMP_TEAMS = """
 import os, sys, threading, torch
 torch.set_num_threads(2)
-from gioada.serving import ComputeThread
+from gioada.app.serving import ComputeThread
 def native():                       # OS threads Python does not know: OpenMP's workers
     return len(os.listdir("/proc/self/task")) - threading.active_count()
 def work():
@@ -453,7 +453,7 @@ def test_torch_work_from_many_threads_keeps_one_openmp_team(tmp_path):
 
 
 def test_the_app_computes_on_one_thread_shared_with_training(bare_app):
-    from gioada.serving import OnComputeThread
+    from gioada.app.serving import OnComputeThread
     demo, _ = bare_app
     explorer, manager = demo.gioada["explorer"], demo.gioada["finetune"]
     assert isinstance(explorer, OnComputeThread) and explorer._compute is manager.compute
@@ -462,7 +462,7 @@ def test_the_app_computes_on_one_thread_shared_with_training(bare_app):
 def test_steps_use_one_thread_while_calls_wait_and_get_their_threads_back():
     import torch
 
-    from gioada.serving import ComputeThread
+    from gioada.app.serving import ComputeThread
     compute = ComputeThread()
     compute.submit(torch.set_num_threads, 2).result()   # the thread's own setting (tests run on one)
     seen = []
@@ -486,7 +486,7 @@ def test_a_waiting_call_runs_between_a_runs_evaluation_batches(tmp_path):
     evaluation."""
     from gioada.config import DataConfig, ModelConfig, RunConfig
     from gioada.evaluate import evaluate
-    from gioada.serving import ComputeThread
+    from gioada.app.serving import ComputeThread
     from gioada.train import make_model
     compute, order = ComputeThread(), []
     model = make_model(RunConfig(model=ModelConfig(task_width=8, transform_width=8, disc_width=8)))
@@ -506,7 +506,7 @@ def test_a_waiting_call_runs_between_a_runs_evaluation_batches(tmp_path):
 @pytest.mark.parametrize("config, field", [("[1, 2]", "JSON list"), ('{"model": {"init_lr": Infinity}}', "init_lr=inf"),
                                            ('{"model": {"lam_input": NaN}}', "lam_input=nan"), ('"text"', "JSON string")])
 def test_a_run_whose_config_cannot_be_read_is_named_and_never_offered(tmp_path, config, field):
-    from gioada.registry import ModelRegistry
+    from gioada.app.registry import ModelRegistry
     runs = tmp_path / "runs"
     bad = runs / "bad"
     bad.mkdir(parents=True)

@@ -6,8 +6,8 @@ import torch
 from safetensors.torch import load_file
 
 from gioada.config import DataConfig
-from gioada.finetune import FinetuneManager, FinetuneParams
-from gioada.registry import ModelRegistry
+from gioada.app.finetune import FinetuneManager, FinetuneParams
+from gioada.app.registry import ModelRegistry
 
 
 def _finetune(runs, name, disturb):

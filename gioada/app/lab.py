@@ -37,20 +37,20 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
-from .checkpoint import build_model
-from .classes import get_label_space
-from .config import DataConfig, ModelConfig, RunConfig
-from .data import eval_set, tensor_to_image, train_set
-from .inference import predicted_classes
-from .lazy import no_grad, torch
-from .panels import captioned, confidence_panel, depth_with_scale, upscale
+from ..checkpoint import build_model
+from ..classes import get_label_space
+from ..config import DataConfig, ModelConfig, RunConfig
+from ..data import eval_set, tensor_to_image, train_set
+from ..inference import predicted_classes
+from ..lazy import no_grad, torch
+from ..panels import captioned, confidence_panel, depth_with_scale, upscale
 from .registry import ModelRegistry
 from .serving import ComputeThread
 from .validation import check_number
-from .viz import overlay
+from ..viz import overlay
 
 if TYPE_CHECKING:   # GIOAda imports Lightning: loaded where a model is built
-    from .module import GIOAda
+    from ..module import GIOAda
 
 _M = ModelConfig()
 LAB_CROP = (32, 96)           # H×W of the training crops: several steps/s on 2 CPU cores
@@ -279,7 +279,7 @@ class LabView:
 class Lab:
     """One model, its optimizers and its private random streams, stepping on the shared pool of crops.
 
-    ``compute`` runs its steps and views (the app: on its :class:`~gioada.serving.ComputeThread`)."""
+    ``compute`` runs its steps and views (the app: on its :class:`~gioada.app.serving.ComputeThread`)."""
 
     def __init__(self, start: LabStart, settings: LabSettings, seed: int = 0, owner: str = "lab",
                  compute: Compute = direct) -> None:

@@ -2,7 +2,7 @@
 
 ``draw()`` returns a matplotlib Figure; ``render()`` an RGB array (what the app shows). Parts switched
 off by a lambda of 0 are drawn greyed out, so the diagram of "input only" differs from the full method.
-``python -m gioada.diagram out.png`` writes it to a file.
+``python -m gioada.app.diagram out.png`` writes it to a file.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-from .config import ModelConfig
+from ..config import ModelConfig
 
 _M = ModelConfig()
 

@@ -10,10 +10,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .classes import VKITTI10, LabelSpace, get_label_space
-from .config import DataConfig
-from .data.synthetic import eval_scene_seed, tensor_to_image
-from .sim import Sample, Shift, render
+from ..classes import VKITTI10, LabelSpace, get_label_space
+from ..config import DataConfig
+from ..data.synthetic import eval_scene_seed, tensor_to_image
+from ..sim import Sample, Shift, render
 
 MAX_SCENE = 10**9                        # held-out scene numbers offered: 0 .. MAX_SCENE
 
@@ -62,7 +62,7 @@ class DatasetScenes:
         with self._lock:
             if key not in self._sets:
                 try:
-                    from .data import eval_set
+                    from ..data import eval_set
                     cfg = DataConfig(source=self.source, target=self.target, label_space=self._label_space,
                                      height=height, width=width, val_scenes=self.scenes)
                     self._sets[key] = eval_set(cfg, domain)

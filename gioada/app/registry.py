@@ -12,15 +12,15 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .checkpoint import CONFIG, METRICS, WEIGHTS, is_run_dir, load_model, load_run_config, read_json
-from .config import RunConfig
-from .inference import check_device, pick_device
-from .pretrained import ASSETS, SHIPPED
+from ..checkpoint import CONFIG, METRICS, WEIGHTS, is_run_dir, load_model, load_run_config, read_json
+from ..config import RunConfig
+from ..inference import check_device, pick_device
+from ..pretrained import ASSETS, SHIPPED
 
 if TYPE_CHECKING:   # GIOAda imports Lightning: loaded where a model is built
     import torch
 
-    from .module import GIOAda
+    from ..module import GIOAda
 
 RUN_PREFIX = "runs/"                     # registry key of a saved run: "runs/<name>"
 RUN_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")

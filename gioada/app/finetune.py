@@ -1,7 +1,7 @@
 """Fine-tuning from the app: validated parameters, one run at a time on the compute thread, live progress.
 
 :class:`FinetuneParams` holds what the Fine-tune tab sets (with the ablation's :data:`PRESETS`);
-:class:`FinetuneManager` runs :func:`gioada.train.train` on a :class:`~gioada.serving.ComputeThread` (other
+:class:`FinetuneManager` runs :func:`gioada.train.train` on a :class:`~gioada.app.serving.ComputeThread` (other
 work takes turns between its steps) with a Lightning callback that
 records every logged loss and the discriminators' confidences, times the steps, refreshes a preview of a
 fixed scene, and stops the run promptly when asked (``trainer.should_stop``). Its :class:`FinetuneJob`
@@ -31,25 +31,25 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
-from .allocator import release_freed_memory
-from .checkpoint import clean_stale_temporaries, save_run
-from .classes import VKITTI10, LabelSpace, get_label_space
-from .config import DataConfig, ModelConfig, RunConfig
-from .data import eval_set, tensor_to_image
-from .data.real import source_has_depth
-from .inference import pick_device, predicted_classes
-from .lazy import no_grad, torch
-from .panels import tile_row
+from ..allocator import release_freed_memory
+from ..checkpoint import clean_stale_temporaries, save_run
+from ..classes import VKITTI10, LabelSpace, get_label_space
+from ..config import DataConfig, ModelConfig, RunConfig
+from ..data import eval_set, tensor_to_image
+from ..data.real import source_has_depth
+from ..inference import pick_device, predicted_classes
+from ..lazy import no_grad, torch
+from ..panels import tile_row
 from .registry import RUN_NAME, RUN_PREFIX, ModelRegistry
 from .serving import ComputeThread
 from .validation import check_int, check_number
-from .viz import overlay
+from ..viz import overlay
 
 if TYPE_CHECKING:   # training machinery (Lightning) is imported when a run starts: see _run
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import Callback
 
-    from .module import GIOAda
+    from ..module import GIOAda
 
 log = logging.getLogger(__name__)
 
@@ -532,9 +532,9 @@ class FinetuneManager:
 
     def _run(self, job: FinetuneJob, extra: tuple[Callback, ...]) -> None:
         # The training machinery is imported here, when a run starts, not when the app starts.
-        from .checkpoint import load_run_config
-        from .evaluate import evaluate
-        from .train import make_model, train
+        from ..checkpoint import load_run_config
+        from ..evaluate import evaluate
+        from ..train import make_model, train
         cfg, params = job.cfg, job.params
         progress: _Progress | None = None
         try:
@@ -591,7 +591,7 @@ class FinetuneManager:
         model = progress.module.to("cpu")
         model.load_state_dict({k: v.cpu() for k, v in progress.good_state.items()})
         job._update(state="evaluating", message="The loss diverged; evaluating the last good weights…")
-        from .evaluate import evaluate
+        from ..evaluate import evaluate
         after = evaluate(model, job.cfg.data, "target", self.eval_scenes, between=self.compute.serve_waiting)
         info = {"steps_done": progress.good_step, "interrupted": True, "diverged": str(e)[:500],
                 "command": _command(job.cfg, job.out_dir, self.eval_scenes)}

@@ -226,7 +226,7 @@ def _run(task: tuple[Callable[..., Any], tuple, dict, Future]) -> None:
 
 
 class OnComputeThread:
-    """An :class:`~gioada.explore.Explorer` whose computations run on a :class:`ComputeThread`: while a
+    """An :class:`~gioada.app.explore.Explorer` whose computations run on a :class:`ComputeThread`: while a
     fine-tuning run trains they take turns with its steps, so a burst of explorers slows down instead of
     starving the run."""
 
