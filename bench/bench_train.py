@@ -24,7 +24,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from gioada import GIOAda, ModelConfig
+from gioada import DataConfig, GIOAda, ModelConfig
 from gioada.inference import pick_device
 import gioada.train  # noqa: F401  (importing it silences Lightning's console noise)
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import warnings
 from dataclasses import dataclass
 from typing import Iterator

@@ -13,7 +13,8 @@ import torch
 
 from gioada import DataConfig, ModelConfig, RunConfig
 from gioada.app import lab as labmod
-from gioada.app.lab import Foreground, Lab, LabPool, LabSettings, TrainingSlot, lab_start, lab_status
+from gioada.app.lab import Lab, LabPool, LabSettings, lab_start, lab_status
+from gioada.app.serving import Foreground, TrainingSlot
 from gioada.module import GIOAda
 from gioada.app.registry import ModelRegistry
 from gioada.train import train

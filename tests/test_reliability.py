@@ -12,7 +12,6 @@ import textwrap
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import EpsImagePlugin, Image
 

@@ -22,7 +22,7 @@ from ..classes import IGNORE_INDEX, LabelSpace
 from ..constants import FAR_DEPTH
 from ..data.synthetic import image_to_tensor, tensor_to_image
 from ..inference import predicted_classes
-from .lab import FOREGROUND
+from .serving import FOREGROUND
 from ..lazy import no_grad, torch
 from ..panels import captioned, confidence_panel, depth_png, depth_with_scale, label_png, strip, upscale
 from .registry import ModelRegistry

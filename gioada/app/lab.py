@@ -21,7 +21,7 @@ discriminators' P(real), the loss history and a plain-language status (:class:`L
 
 The app keeps labs in a :class:`LabPool`: at most a few, one per browser session, dropped after idle
 minutes; every lab starts from shared, read-only starting weights. One lab trains at a time
-(:class:`TrainingSlot`), and a lab gives way to Explore clicks and slows down while a fine-tuning run
+(:class:`~gioada.app.serving.TrainingSlot`), and a lab gives way to Explore clicks and slows down while a fine-tuning run
 trains (:data:`FOREGROUND`).
 """
 from __future__ import annotations
@@ -31,7 +31,6 @@ import dataclasses
 import threading
 import time
 from collections import OrderedDict
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -45,7 +44,7 @@ from ..inference import predicted_classes
 from ..lazy import no_grad, torch
 from ..panels import captioned, confidence_panel, depth_with_scale, upscale
 from .registry import ModelRegistry
-from .serving import ComputeThread
+from .serving import FOREGROUND, SLOT, Compute, ComputeThread, Foreground, TrainingSlot, direct
 from .validation import check_number
 from ..viz import overlay
 
@@ -59,6 +58,7 @@ LAB_BATCH = 2                 # crops per step
 POOL_SIZE = 24                # training pairs rendered once per start point, shared by every lab
 MAX_PARAMETERS = 30_000_000   # a start model larger than this would not fit beside everything else
 DEFAULT_START = "source-only"  # T already segments; G and the discriminators are fresh
+_SLOT_WAIT = 3.0                 # a single step waits this long for another lab's step before giving up
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -122,68 +122,6 @@ def lab_preset(name: str, has_depth: bool = True) -> LabPreset:
     if not has_depth:
         p = dataclasses.replace(p, settings=dataclasses.replace(p.settings, lam_depth=0.0))
     return p
-
-
-# ---------------------------------------------------------------------------------------------------
-# Sharing the machine: one lab trains at a time, and a lab gives way to Explore and fine-tuning
-# ---------------------------------------------------------------------------------------------------
-class TrainingSlot:
-    """Held by the one lab that trains now; other labs wait (with a message) until it is free."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.owner: str | None = None
-
-    def acquire(self, owner: str, timeout: float = 0.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                if self.owner in (None, owner):
-                    self.owner = owner
-                    return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
-
-    def release(self, owner: str) -> None:
-        with self._lock:
-            if self.owner == owner:
-                self.owner = None
-
-
-class Foreground:
-    """Counts requests that must not wait behind a lab (Explore clicks); labs pause while any is active."""
-
-    def __init__(self) -> None:
-        self._n = 0
-        self._cond = threading.Condition()
-
-    @contextmanager
-    def active(self) -> Iterator[None]:
-        with self._cond:
-            self._n += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._n -= 1
-                self._cond.notify_all()
-
-    def wait_idle(self, timeout: float = 2.0) -> None:
-        """Block while foreground work runs (at most ``timeout`` s, so a lab is never starved for good)."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._n == 0, timeout=timeout)
-
-
-FOREGROUND = Foreground()
-SLOT = TrainingSlot()
-_SLOT_WAIT = 3.0                 # a single step waits this long for another lab's step before giving up
-Compute = Callable[..., Any]     # runs fn(*args, **kwargs) somewhere (the app: its ComputeThread) -> result
-
-
-def direct(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-    """A :data:`Compute` that runs ``fn`` in the calling thread."""
-    return fn(*args, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ import socket
 import threading
 import time
 from concurrent.futures import Future
-from typing import Any, Awaitable, Callable, Iterable
+from contextlib import contextmanager
+from typing import Any, Awaitable, Callable, Iterable, Iterator
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 ALLOWED_HOSTS_ENV = "GIOADA_ALLOWED_HOSTS"      # comma-separated extra names, e.g. "lab.example.org,10.0.0.5"
@@ -245,3 +246,65 @@ class OnComputeThread:
     def preload(self, *args: Any, **kwargs: Any) -> Future:
         """Queue :meth:`Explorer.preload` on the compute thread, and return at once."""
         return self._compute.submit(self._explorer.preload, *args, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sharing the machine: one lab trains at a time, and a lab gives way to Explore and fine-tuning (the lab,
+# Explore and the fine-tune all use these)
+# ---------------------------------------------------------------------------------------------------
+class TrainingSlot:
+    """Held by the one lab that trains now; other labs wait (with a message) until it is free."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.owner: str | None = None
+
+    def acquire(self, owner: str, timeout: float = 0.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if self.owner in (None, owner):
+                    self.owner = owner
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+    def release(self, owner: str) -> None:
+        with self._lock:
+            if self.owner == owner:
+                self.owner = None
+
+
+class Foreground:
+    """Counts requests that must not wait behind a lab (Explore clicks); labs pause while any is active."""
+
+    def __init__(self) -> None:
+        self._n = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        with self._cond:
+            self._n += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._n -= 1
+                self._cond.notify_all()
+
+    def wait_idle(self, timeout: float = 2.0) -> None:
+        """Block while foreground work runs (at most ``timeout`` s, so a lab is never starved for good)."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._n == 0, timeout=timeout)
+
+
+FOREGROUND = Foreground()
+SLOT = TrainingSlot()
+Compute = Callable[..., Any]     # runs fn(*args, **kwargs) somewhere (the app: its ComputeThread) -> result
+
+
+def direct(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """A :data:`Compute` that runs ``fn`` in the calling thread."""
+    return fn(*args, **kwargs)
