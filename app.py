@@ -65,7 +65,9 @@ footer {display: none !important;}
 """
 MAX_FILE_SIZE = f"{MAX_UPLOAD_BYTES // 2**20}mb"
 GALLERY_SCENES = 6               # thumbnails of held-out scenes 0..5 in Explore's gallery
-EXPLORE_CONCURRENCY = 4          # explore calls queued at once (they compute one by one on the compute thread)
+# Explore calls let in at once. They compute one by one on the compute thread; OnComputeThread answers any
+# beyond its max_waiting with "busy, try again" at once, so none waits long in Gradio's queue instead.
+EXPLORE_CONCURRENCY = 16
 NONE, SCRATCH = ("— none —", ""), ("Scratch (random weights)", "")
 QUEUE_SIZE = 64                  # requests waiting, at most; more are turned away at once
 PER_CLASS_HEADERS = ["class", "IoU before (%)", "IoU after (%)", "change"]

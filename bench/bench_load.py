@@ -33,26 +33,30 @@ from gioada.app.serving import OnComputeThread
 
 def burst(url: str, n: int) -> None:
     """The clients' side: connect ``n`` clients, say "ready", wait for "go" on stdin, then have all of them
-    call /explore at once; print their latencies (s, null for an empty answer) as one JSON line."""
+    call /explore at once; print their answers as one JSON line: [seconds, "scene" | "busy" | "empty" | error]
+    each ("busy": the app's "busy, try again" refusal)."""
     clients = [Client(url, verbose=False) for _ in range(n)]
     print("ready", flush=True)
     sys.stdin.readline()
-    latencies: list[float | None] = [None] * n
+    answers: list[list] = [[None, "empty"]] * n
     barrier = threading.Barrier(n)
 
     def explore(i: int) -> None:
         barrier.wait()
         t = time.perf_counter()
-        out = clients[i].predict("gioada", "source-only", i, 1.0, api_name="/explore")
-        if out and out[1]:
-            latencies[i] = time.perf_counter() - t
+        try:
+            out = clients[i].predict("gioada", "source-only", i, 1.0, api_name="/explore")
+            kind = "scene" if out and out[1] else "empty"
+        except Exception as e:  # noqa: BLE001 - gradio_client raises AppError with the app's message
+            kind = "busy" if "busy" in str(e) else str(e).splitlines()[0][:80]
+        answers[i] = [time.perf_counter() - t, kind]
 
     threads = [threading.Thread(target=explore, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    print(json.dumps(latencies), flush=True)
+    print(json.dumps(answers), flush=True)
 
 
 def main() -> None:
@@ -100,24 +104,43 @@ def main() -> None:
         idle_rate = (s1 - s0) / (t1 - t0)
         crowd.stdin.write("go\n")
         crowd.stdin.flush()
-        latencies: list[float | None] = json.loads(crowd.stdout.readline())
+        answers: list[list] = json.loads(crowd.stdout.readline())
         crowd.wait()
         s2, t2 = step(), time.perf_counter()
         burst_rate = (s2 - s1) / (t2 - t1)
         during = manager.busy()
-        manager.stop()
+        # A second burst, and Stop pressed (through the API, as the button does) one second into it.
+        crowd = subprocess.Popen([sys.executable, "-m", "bench.bench_load", "--burst", url, "--clients",
+                                  str(a.clients)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert crowd.stdout.readline().strip() == "ready"
+        crowd.stdin.write("go\n")
+        crowd.stdin.flush()
+        time.sleep(1.0)
+        pressed = time.perf_counter()
+        Client(url, verbose=False).predict(api_name="/stop")
+        while manager.busy() and time.perf_counter() - pressed < 120:
+            time.sleep(0.05)
+        stop_seconds = time.perf_counter() - pressed
+        crowd.stdout.readline()
+        crowd.wait()
         summary = job.result(timeout=900)[4]          # the "before -> after" result text
         train_seconds = time.perf_counter() - start
         demo.close()
 
-    done = [x for x in latencies if x is not None]
+    every = [t for t, kind in answers if kind in ("scene", "busy")]
+    scenes = [t for t, kind in answers if kind == "scene"]
+    busy = [t for t, kind in answers if kind == "busy"]
+    other = [kind for _, kind in answers if kind not in ("scene", "busy")]
     device = pick_device()
     print(f"# {a.clients} clients explore (2 models, each at its training size) while the default fine-tune trains; "
           f"{device.type.upper()}, {os.cpu_count()} cores")
-    print(f"answered: {len(done)}/{a.clients} (training still running when the last answered: {during})")
-    if done:
-        q = statistics.quantiles(done, n=10) if len(done) > 1 else done * 9
-        print(f"latency: median {statistics.median(done):.1f} s, p90 {q[-1]:.1f} s, max {max(done):.1f} s")
+    print(f"answered: {len(scenes)} scenes, {len(busy)} 'busy, try again', {len(other)} other {other[:3]} "
+          f"(training still running when the last answered: {during})")
+    for name, xs in (("every answer", every), ("scenes", scenes), ("busy", busy)):
+        if xs:
+            q = statistics.quantiles(xs, n=10) if len(xs) > 1 else xs * 9
+            print(f"latency, {name}: median {statistics.median(xs):.1f} s, p90 {q[-1]:.1f} s, max {max(xs):.1f} s")
+    print(f"Stop pressed 1 s into a second burst: the run had stopped {stop_seconds:.2f} s later")
     print(f"training speed: idle {idle_rate:.2f} steps/s, during the burst {burst_rate:.2f} steps/s over {t2 - t1:.0f} s "
           f"= {burst_rate / max(idle_rate, 1e-9):.0%} of idle (explorers "
           f"{'unlimited' if a.explorers_unlimited else 'give way to training'})")

@@ -344,7 +344,7 @@ class _CountingExplorer:
 def test_explorers_compute_one_at_a_time_on_the_compute_thread():
     from gioada.app.serving import ComputeThread, OnComputeThread
     inner, compute = _CountingExplorer(), ComputeThread()
-    explorer = OnComputeThread(inner, compute)
+    explorer = OnComputeThread(inner, compute, max_waiting=8)          # all 8 admitted (the default sheds two)
     results = []
     calls = [threading.Thread(target=lambda i=i: results.append(explorer.scene([], i))) for i in range(8)]
     for t in calls:
@@ -515,3 +515,31 @@ def test_a_run_whose_config_cannot_be_read_is_named_and_never_offered(tmp_path, 
     assert "runs/bad" not in registry.keys() and registry.runs() == []
     [(key, reason)] = registry.broken()
     assert key == "runs/bad" and "'runs/bad'" in reason and field in reason and str(tmp_path) not in reason
+
+
+def test_explorers_beyond_the_bound_are_told_busy_at_once_and_served_again_after():
+    from gioada.app.serving import Busy, ComputeThread, OnComputeThread
+    release, started = threading.Event(), threading.Semaphore(0)
+
+    class Slow:
+        def scene(self, keys, index, shift=1.0):
+            started.release()
+            release.wait(10)
+            return index
+
+    compute = ComputeThread()
+    explorer = OnComputeThread(Slow(), compute, max_waiting=3)
+    results = []
+    threads = [threading.Thread(target=lambda i=i: results.append(explorer.scene([], i))) for i in range(3)]
+    for t in threads:
+        t.start()
+    assert started.acquire(timeout=5)                      # one computes, two wait: the bound is reached
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    with pytest.raises(Busy, match="busy.*Try again"):
+        explorer.scene([], 99)
+    assert time.monotonic() - t0 < 0.5                      # answered at once, not queued
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert sorted(results) == [0, 1, 2] and explorer.scene([], 7) == 7

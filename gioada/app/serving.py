@@ -226,22 +226,45 @@ def _run(task: tuple[Callable[..., Any], tuple, dict, Future]) -> None:
         future.set_exception(e)
 
 
+class Busy(ValueError):
+    """Too many scenes already wait for the compute thread: this one is answered at once, not queued."""
+
+
 class OnComputeThread:
     """An :class:`~gioada.app.explore.Explorer` whose computations run on a :class:`ComputeThread`: while a
     fine-tuning run trains they take turns with its steps, so a burst of explorers slows down instead of
-    starving the run."""
+    starving the run. At most ``max_waiting`` scenes or uploads wait or compute at once; one more is refused
+    at once with a "busy, try again" message (:class:`Busy`), so no visitor waits behind a long queue."""
 
-    def __init__(self, explorer: Any, compute: ComputeThread) -> None:
+    def __init__(self, explorer: Any, compute: ComputeThread, max_waiting: int = 6) -> None:
         self._explorer, self._compute = explorer, compute
+        self.max_waiting = max_waiting
+        self._waiting = 0
+        self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._explorer, name)
 
+    @contextmanager
+    def _admitted(self) -> Iterator[None]:
+        with self._lock:
+            if self._waiting >= self.max_waiting:
+                raise Busy(f"the server is busy: {self._waiting} other scenes are being computed for other "
+                           "visitors right now. Try again in a few seconds.")
+            self._waiting += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._waiting -= 1
+
     def scene(self, *args: Any, **kwargs: Any) -> Any:
-        return self._compute.call(self._explorer.scene, *args, **kwargs)
+        with self._admitted():
+            return self._compute.call(self._explorer.scene, *args, **kwargs)
 
     def upload(self, *args: Any, **kwargs: Any) -> Any:
-        return self._compute.call(self._explorer.upload, *args, **kwargs)
+        with self._admitted():
+            return self._compute.call(self._explorer.upload, *args, **kwargs)
 
     def preload(self, *args: Any, **kwargs: Any) -> Future:
         """Queue :meth:`Explorer.preload` on the compute thread, and return at once."""
