@@ -118,9 +118,12 @@ def main() -> None:
         time.sleep(1.0)
         pressed = time.perf_counter()
         Client(url, verbose=False).predict(api_name="/stop")
-        while manager.busy() and time.perf_counter() - pressed < 120:
+        while manager.current.snapshot().state == "training" and time.perf_counter() - pressed < 120:
+            time.sleep(0.02)
+        stop_seconds = time.perf_counter() - pressed      # training stopped: it then evaluates and saves
+        while manager.busy() and time.perf_counter() - pressed < 300:
             time.sleep(0.05)
-        stop_seconds = time.perf_counter() - pressed
+        saved_seconds = time.perf_counter() - pressed
         crowd.stdout.readline()
         crowd.wait()
         summary = job.result(timeout=900)[4]          # the "before -> after" result text
@@ -140,7 +143,8 @@ def main() -> None:
         if xs:
             q = statistics.quantiles(xs, n=10) if len(xs) > 1 else xs * 9
             print(f"latency, {name}: median {statistics.median(xs):.1f} s, p90 {q[-1]:.1f} s, max {max(xs):.1f} s")
-    print(f"Stop pressed 1 s into a second burst: the run had stopped {stop_seconds:.2f} s later")
+    print(f"Stop pressed 1 s into a second burst: training stopped {stop_seconds:.2f} s later (then the run evaluated "
+          f"and saved: done {saved_seconds:.1f} s after the press)")
     print(f"training speed: idle {idle_rate:.2f} steps/s, during the burst {burst_rate:.2f} steps/s over {t2 - t1:.0f} s "
           f"= {burst_rate / max(idle_rate, 1e-9):.0%} of idle (explorers "
           f"{'unlimited' if a.explorers_unlimited else 'give way to training'})")

@@ -236,7 +236,7 @@ class OnComputeThread:
     starving the run. At most ``max_waiting`` scenes or uploads wait or compute at once; one more is refused
     at once with a "busy, try again" message (:class:`Busy`), so no visitor waits behind a long queue."""
 
-    def __init__(self, explorer: Any, compute: ComputeThread, max_waiting: int = 6) -> None:
+    def __init__(self, explorer: Any, compute: ComputeThread, max_waiting: int = 4) -> None:
         self._explorer, self._compute = explorer, compute
         self.max_waiting = max_waiting
         self._waiting = 0
