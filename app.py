@@ -381,8 +381,8 @@ def _finetune_tab(manager: FinetuneManager, defaults: FinetuneParams) -> _Finetu
                 stop_btn = gr.Button("■ Stop", variant="stop", scale=1)
         with gr.Column(scale=2):
             progress = gr.HTML(progress_html(None), elem_classes="gio-card", elem_id="ft-progress")
-            with gr.Row():
-                loss_plot, conf_plot = _plots("loss-plot", "conf-plot")
+            loss_plot, conf_plot = _plots("loss-plot", "conf-plot")     # stacked: each legend gets the width
+            gr.Markdown(PLOTS_HELP, elem_classes="gio-help")
             gr.Markdown(f"**Preview** — a fixed held-out scene, refreshed every {PREVIEW_SECONDS:.0f} s of training "
                         "and at the end", elem_classes="gio-help")
             preview = gr.Image(label="Preview", show_label=False, interactive=False, format="jpeg",
@@ -512,6 +512,7 @@ def _learn_tab(manager: FinetuneManager, data: DataConfig | None, defaults: Fine
                                elem_id="lab-outputs", scale=3)
     with gr.Row():
         loss_plot, p_plot = _plots("lab-losses", "lab-p-real")
+    gr.Markdown(PLOTS_HELP, elem_classes="gio-help")
     view_outputs = [card, trans_img, maps_img, outputs_img, loss_plot, p_plot]
     sliders = [lam_in, lam_out, lam_d, lr, ratio]
 
@@ -809,18 +810,20 @@ def _finetune_values(s: Snapshot, shown: Snapshot | None = None, plots: bool = T
     return (progress_html(s), *curves, preview, *result)
 
 
+PLOTS_HELP = ("The curves fill in as training runs. Losses: seg and depth are T's, adv_in is G and T fooling "
+              "D_in, adv_out T fooling D_out, content G's content term, G+T their total; D_in and D_out are the "
+              "discriminators' own. P(real): G(src) is the translated source; at 50% (chance) a discriminator "
+              "can no longer tell the domains apart.")
+
+
 def _plots(losses_id: str, p_real_id: str) -> tuple[gr.LinePlot, gr.LinePlot]:
     """Every loss term, and the discriminators' P(real) with chance (50%) marked: drawn by the browser from a
     few kB of points per refresh (see _curves), not rendered on the server."""
-    common = dict(x="step", y="value", color="series", height=260)
+    common = dict(x="step", y="value", color="series", height=280)
     return (gr.LinePlot(curve_frame([], LOSS_SERIES), title="Losses (every term)", color_map=LOSS_COLORS,
-                        elem_id=losses_id, caption="Empty until a run starts. adv_in: G and T fooling D_in; "
-                        "adv_out: T fooling D_out (lower is better for G and T, higher for the discriminators' own).",
-                        **common),
+                        elem_id=losses_id, **common),
             gr.LinePlot(curve_frame([], CONFIDENCE_SERIES, chance=True), color_map=CONFIDENCE_COLORS,
-                        title="D's P(real): target vs G(source)", y_lim=[0, 1], elem_id=p_real_id,
-                        caption="Empty until a run starts. G(src): the translated source; 50% is chance, where "
-                        "a discriminator can no longer tell the domains apart.", **common))
+                        title="D's P(real): target vs G(source)", y_lim=[0, 1], elem_id=p_real_id, **common))
 
 
 def _curves(history: list[dict[str, float]]) -> list[Any]:

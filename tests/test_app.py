@@ -193,7 +193,7 @@ def test_finetune_two_steps_saves_a_selectable_run(served, dirs):
     assert "→" in result and "points" in result                 # before → after mIoU
     # The two plots' points (the browser draws them): every loss term and P(real) of both discriminators.
     drawn = {name for plot in (losses, confidences) for _, value, name in plot["data"] if value is not None}
-    assert {"seg (T)", "depth (T)", "D_in loss", "D_in · target", "D_out · G(src)", "chance (50%)"} <= drawn
+    assert {"seg", "depth", "D_in", "D_in · target", "D_out · G(src)", "chance (50%)"} <= drawn
     assert Path(preview).is_file()
     assert len(table["data"]) == 10                              # per-class IoU, before and after
     # Path traversal went nowhere: the run is inside runs/, named safely; nothing escaped.
@@ -500,7 +500,7 @@ def test_curves_show_every_logged_term():
     history = [{"step": i, "train/g_seg": 2 / i, "train/g_adv_in": 0.7, "train/loss_d_in": 1.38,
                 "train/d_in_real": 0.5 + 0.01 * i, "train/d_in_fake": 0.5 - 0.01 * i} for i in range(1, 40)]
     losses = curve_frame(history, LOSS_SERIES).dropna()
-    assert set(losses["series"]) == {"seg (T)", "adv_in", "D_in loss"}
+    assert set(losses["series"]) == {"seg", "adv_in", "D_in"}
     confidences = curve_frame(history, CONFIDENCE_SERIES, chance=True).dropna()
     assert set(confidences["series"]) == {"D_in · target", "D_in · G(src)", CHANCE}
     chance = confidences[confidences["series"] == CHANCE]
@@ -524,7 +524,7 @@ def test_watched_run_sends_only_what_changed():
     values = app._finetune_values(same, None, plots=True)
     assert values[3] is preview and "10.0%" in values[4]
     losses, confidences = (frame.dropna() for frame in values[1:3])
-    assert list(losses["series"]) == ["seg (T)"] and set(confidences["series"]) == {"D_in · target", CHANCE}
+    assert list(losses["series"]) == ["seg"] and set(confidences["series"]) == {"D_in · target", CHANCE}
 
 
 def _snapshot(**fields):

@@ -86,7 +86,7 @@ def test_explore_and_finetune_in_chromium(url, tmp_path):
         page.wait_for_function("[...document.querySelectorAll('#ft-preview img')]"
                                ".some(e => e.complete && e.naturalWidth > 0)", timeout=30_000)
         # The browser draws the curves; the legends name the series that appeared after the first (empty) data.
-        for sel, names in (("#loss-plot", ["seg (T)", "D_in loss"]),
+        for sel, names in (("#loss-plot", ["seg", "D_in"]),
                            ("#conf-plot", ["D_in · target", "chance (50%)"])):
             page.wait_for_function(
                 "([sel, names]) => { const svg = document.querySelector(sel + ' svg');"
@@ -171,3 +171,31 @@ def test_live_lab_lesson_in_chromium(url, tmp_path):
         page.screenshot(path=str(tmp_path / "lab-failure.png"), full_page=True)
         assert not errors, errors
     _keep(tmp_path, "lab-played.png", "lab-step-d.png", "lab-failure.png")
+
+
+@pytest.mark.parametrize("width, height", [(1440, 1000), (390, 844)])
+def test_no_tab_overflows_a_desktop_or_a_phone_screen(url, tmp_path, width, height):
+    """Each tab at 1440×1000 and at a phone's 390×844: nothing sticks out sideways (the page never scrolls
+    horizontally) and each tab's main controls are on screen; screenshots saved for a person to look at."""
+    keep = os.environ.get("GIOADA_SCREENSHOTS")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.goto(url, wait_until="load")
+            page.wait_for_function("document.querySelector('#a-panels img') !== null", timeout=60_000)
+            for tab, control in (("Explore", "Run"), ("Fine-tune", "▶ Start fine-tuning"), ("Learn", "▶ Play")):
+                page.get_by_role("tab", name=tab).click()
+                button = page.get_by_role("button", name=control, exact=True)
+                button.wait_for(state="visible", timeout=30_000)
+                box = button.bounding_box()
+                assert box and box["x"] >= 0 and box["x"] + box["width"] <= width + 1, (tab, box)
+                overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+                shot = tmp_path / f"{tab.lower()}-{width}.png"
+                page.screenshot(path=str(shot), full_page=True)
+                if keep:
+                    Path(keep).mkdir(parents=True, exist_ok=True)
+                    shutil.copy(shot, Path(keep) / shot.name)
+                assert overflow <= 1, f"{tab} at {width}px is {overflow}px wider than the screen"
+        finally:
+            browser.close()

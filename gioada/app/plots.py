@@ -11,9 +11,9 @@ import math
 import pandas as pd
 
 LOSS_SERIES = {
-    "train/g_seg": "seg (T)", "train/g_depth": "depth (T)", "train/g_adv_in": "adv_in",
-    "train/g_adv_out": "adv_out", "train/g_content": "content (G)", "train/g_total": "G+T total",
-    "train/loss_d_in": "D_in loss", "train/loss_d_out": "D_out loss",
+    "train/g_seg": "seg", "train/g_depth": "depth", "train/g_adv_in": "adv_in",
+    "train/g_adv_out": "adv_out", "train/g_content": "content", "train/g_total": "G+T",
+    "train/loss_d_in": "D_in", "train/loss_d_out": "D_out",
 }
 CONFIDENCE_SERIES = {
     "train/d_in_real": "D_in · target", "train/d_in_fake": "D_in · G(src)",
