@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test install browser bench ablation assets clean
+.PHONY: run test test-fast install browser bench ablation screen assets clean
 
 # gioada is installed editable (pyproject.toml), with its pins from requirements.txt and the test tools.
 $(VENV)/.installed: pyproject.toml requirements.txt requirements-dev.txt
@@ -32,6 +32,10 @@ test: install browser
 	ONEDNN_MAX_CPU_ISA=AVX2 $(PY) -X faulthandler -m pytest -q -m isa
 	ONEDNN_MAX_CPU_ISA=AVX512_CORE $(PY) -X faulthandler -m pytest -q -m isa
 
+# The fast tier for development (no install, DDP, browser or allocator tests): about a minute.
+test-fast: install
+	$(PY) -X faulthandler -m pytest -q -m "not slow"
+
 bench: install
 	$(PY) bench/bench_sim.py
 	$(PY) bench/bench_train.py
@@ -47,6 +51,12 @@ ablation: install
 	$(PY) -m gioada ablation --out $(ABLATION) --jobs 2 --threads 1
 	$(PY) -m gioada ablation --out $(ABLATION) --reevaluate
 	$(PY) -m gioada ablation --out $(ABLATION) --summary docs
+
+# The stabiliser screen (issue 26): each candidate on top of gioada, 5 seeds, 1500 steps, resumable like the
+# ablation; then docs/screen.json and .md.
+screen: install
+	$(PY) -m gioada ablation --screen --jobs 2 --threads 1
+	$(PY) -m gioada ablation --screen --summary docs
 
 # The shipped models (assets/): seed 0 of the seven rows the app knows (gioada.pretrained.SHIPPED), copied
 # into assets/ only once all seven are trained (git keeps the old ones), then the report's figures.

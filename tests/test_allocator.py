@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow     # `make test-fast` leaves it out; `make test` runs it
+
 # Training steps of the app's default fine-tune size (48×144, batch 4, one thread); prints the page faults of one
 # step once two have run, and ("keep") how many MB release_freed_memory() hands back once the model is gone.
 STEPS = """

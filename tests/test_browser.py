@@ -26,7 +26,8 @@ from gioada.app.finetune import FinetuneParams
 from gioada.train import train
 
 # Chromium's background services try to reach Google; the machine's network is closed.
-pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting.*", "ignore:The copy keyword is deprecated")
+pytestmark = [pytest.mark.filterwarnings("ignore:.*no_silent_downcasting.*", "ignore:The copy keyword is deprecated"),
+              pytest.mark.slow]     # `make test-fast` leaves it out; `make test` runs it
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]

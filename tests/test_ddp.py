@@ -4,6 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow     # `make test-fast` leaves it out; `make test` runs it
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

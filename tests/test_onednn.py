@@ -13,6 +13,7 @@ import sys
 import pytest
 
 ISAS = ("AVX512_CORE", "AVX2", None)   # None: what this CPU has
+pytestmark = pytest.mark.slow            # 12 fresh processes: `make test` runs them, `make test-fast` does not
 
 CASE = r"""
 import copy, sys, torch
