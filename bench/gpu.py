@@ -11,7 +11,9 @@ pytest, for the first part) preinstalled, ``bash bench/gpu.sh`` runs, within ``-
 5. the rest of the ablation (every row × 3 seeds, ``python -m gioada ablation``), several runs at a time,
    launching no new run once the budget is nearly spent (the ablation resumes where it stopped).
    ``--steps 6000`` trains the set at twice the length instead (the CPU's 3000-step set already exists;
-   at 6000 steps the oracle reached 82 mIoU where it had 69).
+   at 6000 steps the oracle reached 82 mIoU where it had 69). ``--screen`` trains the stabiliser screen
+   instead (``gioada.ablation.SCREEN``: each candidate on top of gioada, 5 seeds, 1500 steps), into
+   runs/gpu-screen (its summary: ``python -m gioada ablation --screen --out runs/gpu-screen --summary docs``).
 
 Every figure goes to ``OUT/gpu.md``, printed at the end; the runs' metrics and logs are packed into
 ``OUT/ablation-metrics.tar.gz`` and the shipped rows' seed-0 weights into ``OUT/shipped-weights.tar.gz``.
@@ -92,24 +94,28 @@ def default_finetune(report: Report, smoke: bool) -> None:
            f"{snap.steps_per_second or 0:.2f} steps/s; {snap.message}")
 
 
-def ablation(report: Report, smoke: bool, budget_end: float, jobs: int, steps: int | None) -> Path:
-    from gioada.ablation import ROWS, SEEDS, pending, summarise, markdown, train_all
-    name = "gpu-ablation" + (f"-{steps}" if steps else "") + ("-smoke" if smoke else "")
+def ablation(report: Report, smoke: bool, budget_end: float, jobs: int, steps: int | None,
+             screen: bool = False) -> Path:
+    from gioada.ablation import ABLATION, SCREEN, pending, summarise, markdown, train_all
+    study = SCREEN if screen else ABLATION
+    name = f"gpu-{study.name}" + (f"-{steps}" if steps else "") + ("-smoke" if smoke else "")
     out = ROOT / "runs" / name
     extra = ["--device", "auto", *(["--steps", str(steps)] if steps else []), *(SMOKE_TRAIN if smoke else [])]
     t0 = time.time()
-    train_all(out, ["gioada"], [0], jobs=1, threads=4, extra=extra, log=lambda s: report(f"- {s}"))
+    train_all(out, ["gioada"], [0], jobs=1, threads=4, extra=extra, log=lambda s: report(f"- {s}"), study=study)
     report(f"- `gioada` seed 0 at its full length, alone: {time.time() - t0:.0f} s wall "
            f"(train time and steps/s in its run.json below)")
-    rows, seeds = list(ROWS), [0] if smoke else list(SEEDS)
+    rows, seeds = list(study.rows), [0] if smoke else list(study.seeds)
     while pending(out, rows, seeds) and time.time() < budget_end:
         batch = pending(out, rows, seeds)[:jobs]
         train_all(out, sorted({r for r, _ in batch}, key=rows.index), sorted({s for _, s in batch}), jobs=jobs,
-                  threads=max(1, (os.cpu_count() or 2) // jobs), extra=extra, log=lambda s: report(f"- {s}"))
+                  threads=max(1, (os.cpu_count() or 2) // jobs), extra=extra, log=lambda s: report(f"- {s}"),
+                  study=study)
     left = pending(out, rows, seeds)
-    report(f"- runs still owed: {len(left)} (`python -m gioada ablation --out {out.relative_to(ROOT)} "
+    report(f"- runs still owed: {len(left)} (`python -m gioada ablation{' --screen' if screen else ''} "
+           f"--out {out.relative_to(ROOT)} "
            f"-- --device auto{f' --steps {steps}' if steps else ''}` resumes them)")
-    summary = summarise(out)
+    summary = summarise(out, tuple(study.rows))
     report("\n" + markdown(summary))
     for row, s in summary.items():
         for seed, r in s["seeds"].items():
@@ -133,6 +139,8 @@ def main() -> None:
     p.add_argument("--budget", type=float, default=450, help="seconds; no new ablation run starts after it")
     p.add_argument("--jobs", type=int, default=6, help="ablation runs at once")
     p.add_argument("--smoke", action="store_true", help="tiny settings: checks the script end to end in seconds")
+    p.add_argument("--screen", action="store_true", help="train the stabiliser screen (5 seeds of each candidate) "
+                   "instead of the ablation, into runs/gpu-screen")
     p.add_argument("--steps", type=int, default=None, help="train every ablation run this long instead of the "
                    "ablation's 3000 steps, into runs/gpu-ablation-STEPS (6000: the oracle at 3000 is undertrained)")
     a = p.parse_args()
@@ -150,7 +158,7 @@ def main() -> None:
     section(report, "3. The app's default fine-tune, through FinetuneManager", start)
     default_finetune(report, a.smoke)
     section(report, "4-5. The shipped model at full length, then the ablation", start)
-    out = ablation(report, a.smoke, start + a.budget, a.jobs, a.steps)
+    out = ablation(report, a.smoke, start + a.budget, a.jobs, a.steps, a.screen)
     pack(out, dest)
     report(f"\ntotal {time.time() - start:.0f} s")
     print("\n" + (dest / "gpu.md").read_text())

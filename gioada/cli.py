@@ -58,6 +58,31 @@ _TRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
 ]
 
 
+# What train_command writes even at its default (what a reader looks for first), and what it never writes
+# (where a run ran, not what it is).
+_ALWAYS = {"steps", "seed", "model.init_lr", "model.lam_input", "model.lam_output", "model.lam_depth", "data.height",
+           "data.width", "data.crop_height", "data.crop_width", "data.batch_size"}
+_MACHINE = {"accelerator", "devices", "num_nodes", "data.num_workers"}
+
+
+def train_command(cfg: RunConfig, out_dir: str | Path, eval_scenes: int | None = None) -> list[str]:
+    """The ``python -m gioada train`` command (as a list) that trains ``cfg`` again into ``out_dir``, from the
+    flag table itself: each flag whose value differs from the default, and the core ones always."""
+    defaults, given = RunConfig().to_dict(), cfg.to_dict()
+    args = ["python", "-m", "gioada", "train", "--out", str(out_dir)]
+    for flag, key, kind, _ in _TRAIN_FLAGS:
+        value = _lookup(given, key)
+        if key in _MACHINE or (key not in _ALWAYS and value == _lookup(defaults, key)):
+            continue
+        if kind == "off" or kind is bool:
+            args += [flag] if value == (kind is bool) else []
+        elif kind is list:
+            args += [flag, *value]
+        elif value is not None:
+            args += [flag, str(value)]
+    return args + (["--eval-scenes", str(eval_scenes)] if eval_scenes is not None else [])
+
+
 def _lookup(d: dict[str, Any], key: str) -> Any:
     for part in key.split("."):
         d = d[part]

@@ -166,3 +166,17 @@ def test_steps_per_second_times_the_training_loop_not_end_of_training_work():
                                                   *TINY]))
     result = train(cfg, None, callbacks=[SlowEnd()], progress=False, eval_scenes=2)
     assert result.info["steps_done"] == 2 and result.info["train_seconds"] < 4.0
+
+
+def test_a_runs_command_comes_from_the_flag_table_and_rebuilds_its_config(tmp_path):
+    from gioada.cli import train_command
+    cfg = with_overrides(RunConfig(), **{"steps": 40, "seed": 3, "model.lam_content": 0.5, "model.transform_depth": False,
+                                          "model.ema_decay": 0.999, "model.gan_loss": "lsgan", "model.spectral_norm": True,
+                                          "model.warmup_steps": 5, "data.shift_off": ["haze"], "data.crop_width": 96,
+                                          "init_from": str(tmp_path)})
+    args = train_command(cfg, tmp_path / "again", eval_scenes=7)
+    assert args[:4] == ["python", "-m", "gioada", "train"] and args[-2:] == ["--eval-scenes", "7"]
+    assert "--no-transform-depth" in args and "--no-output-disc-depth" not in args and "--spectral-norm" in args
+    parsed = build_parser().parse_args(args[3:])
+    assert train_config(parsed) == cfg
+    assert train_config(build_parser().parse_args(train_command(RunConfig(), tmp_path / "x")[3:])) == RunConfig()

@@ -34,6 +34,7 @@ import numpy as np
 from ..allocator import release_freed_memory
 from ..checkpoint import clean_stale_temporaries, save_run
 from ..classes import VKITTI10, LabelSpace, get_label_space
+from ..cli import train_command
 from ..config import DataConfig, ModelConfig, RunConfig
 from ..data import eval_set, tensor_to_image
 from ..data.real import source_has_depth
@@ -648,22 +649,7 @@ def _write_csv(history: list[dict[str, float]], path: Path) -> None:
 
 def _command(cfg: RunConfig, out_dir: Path, eval_scenes: int) -> str:
     """The CLI command that reproduces this run."""
-    m, d = cfg.model, cfg.data
-    args = ["python", "-m", "gioada", "train", "--out", str(out_dir), "--steps", cfg.steps, "--seed", cfg.seed,
-            "--lr", m.init_lr, "--lam-input", m.lam_input, "--lam-output", m.lam_output, "--lam-depth", m.lam_depth,
-            "--height", d.height, "--width", d.width, "--crop-height", d.crop_height, "--crop-width", d.crop_width,
-            "--batch-size", d.batch_size, "--shift", d.shift,
-            "--task-width", m.task_width, "--transform-width", m.transform_width, "--disc-width", m.disc_width,
-            "--val-every", cfg.val_every, "--val-scenes", d.val_scenes, "--eval-scenes", eval_scenes]
-    if m.lam_content > 0:
-        args += ["--lam-content", m.lam_content]
-    args += [flag for on, flag in ((m.transform_depth, "--no-transform-depth"),
-                                   (m.output_disc_depth, "--no-output-disc-depth")) if not on]
-    if d.source != "sim" or d.target != "sim":
-        args += ["--source", d.source, "--target", d.target, "--label-space", d.label_space]
-    if cfg.init_from:
-        args += ["--init-from", cfg.init_from]
-    return " ".join(shlex.quote(str(a)) for a in args)
+    return shlex.join(train_command(cfg, out_dir, eval_scenes))
 
 
 def per_class_rows(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[list[Any]]:
