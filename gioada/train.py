@@ -8,7 +8,7 @@ import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -143,9 +143,9 @@ def train(cfg: RunConfig, out_dir: str | Path | None = None, *, callbacks: Seque
         raise FileExistsError(f"{out_dir} already exists; choose another output folder (nothing was overwritten)")
     if not source_has_depth(cfg.data.source) and (cfg.model.lam_depth > 0 or cfg.model.transform_depth
                                                   or cfg.model.output_disc_depth):
-        warnings.warn(f"source {cfg.data.source} has no depth: training without geometry (lam_depth=0, "
-                      "G and D_out without depth)")
-        cfg = replace(cfg, model=replace(cfg.model, lam_depth=0.0, transform_depth=False, output_disc_depth=False))
+        raise ValueError(f"source {cfg.data.source.split(':')[0]} has no depth, but this config uses it: train "
+                         "without geometry (--lam-depth 0 --no-transform-depth --no-output-disc-depth), or choose a "
+                         "source with depth (sim, vkitti2:PATH, synthia:PATH)")
     model = make_model(cfg)
     world = cfg.devices * cfg.num_nodes
     # Each rank gets `steps` batches (Lightning shards the dataset over ranks).

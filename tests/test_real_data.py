@@ -411,3 +411,14 @@ def test_a_source_without_depth_fine_tunes_with_the_depth_loss_off(tmp_path):
     assert manager.has_depth is False and preset("Full GIO-Ada", manager.has_depth)[2] == 0.0
     cfg = manager.config(FinetuneParams(lam_depth=0.5, steps=2, height=32))
     assert cfg.model.lam_depth == 0.0 and cfg.model.lam_input > 0 and cfg.model.num_classes == 19
+    assert not cfg.model.transform_depth and not cfg.model.output_disc_depth
+
+
+def test_training_with_depth_on_a_source_without_it_is_refused_with_what_to_change(tmp_path):
+    from gioada.config import DataConfig, ModelConfig, RunConfig
+    from gioada.train import train
+    data = DataConfig(source=f"gta5:{make_gta5(tmp_path / 'gta5')}", target=f"cityscapes:{make_cityscapes(tmp_path)}",
+                      label_space="cityscapes19")
+    with pytest.raises(ValueError, match="gta5 has no depth.*--lam-depth 0 --no-transform-depth --no-output-disc-depth"):
+        train(RunConfig(model=ModelConfig(num_classes=19), data=data, steps=1), tmp_path / "run")
+    assert not (tmp_path / "run").exists()

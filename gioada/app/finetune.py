@@ -483,8 +483,9 @@ class FinetuneManager:
             k = get_label_space(self.data.label_space).num_classes
             base, init_from = RunConfig(model=ModelConfig(num_classes=k), data=self.data), None
         model = dataclasses.replace(base.model, lam_input=params.lam_input, lam_output=params.lam_output,
-                                    lam_depth=params.lam_depth if self.has_depth else 0.0, init_lr=params.lr,
-                                    pretrained_backbone=False)
+                                    lam_depth=params.lam_depth, init_lr=params.lr, pretrained_backbone=False)
+        if not self.has_depth:      # a source without depth (GTA5): geometry's three uses off, as the sliders say
+            model = dataclasses.replace(model, lam_depth=0.0, transform_depth=False, output_disc_depth=False)
         # Train on crops of the size chosen; evaluate and preview on the starting model's native frame.
         data = dataclasses.replace(self.data, height=base.data.height, width=base.data.width,
                                    crop_height=params.height, crop_width=params.width,
