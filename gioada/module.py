@@ -23,6 +23,17 @@ MAX_MOMENTUM = 0.95
 
 
 @dataclass
+class Judgement:
+    """T and both discriminators on a stack of n images (see :meth:`GIOAda.judge`)."""
+
+    logits: torch.Tensor          # T's class logits n×K×H×W
+    depth: torch.Tensor           # T's depth n×1×H×W, metres
+    p_in: list[float]             # D_in's mean P(real) of each image
+    p_out: list[float]            # D_out's mean P(real) of T's outputs on each image
+    map_in: torch.Tensor          # D_in's P(real) per location, upsampled to n×H×W
+
+
+@dataclass
 class Outputs:
     """G's and T's outputs on one batch (see :meth:`GIOAda.forward_pass`)."""
 
@@ -348,6 +359,33 @@ class GIOAda(pl.LightningModule):
         if self.window is None or (h <= self.window[0] and w <= self.window[1]):
             return self.task_network(images)
         return sliding_window(self.task_network, images, self.window)
+
+    @torch.no_grad()
+    def judge(self, images: torch.Tensor) -> Judgement:
+        """What Explore and the lab show of images n×3×H×W: T's outputs (window by window, as ``forward``),
+        D_out on them and D_in on the images, each network run once over the stack."""
+        logits, depth = self(images)                                                  # n×K×H×W, n×1×H×W
+        p_out = self.output_discriminator(self.task_outputs(logits, depth))[:, 0].tolist()
+        d_in = self.input_discriminator
+        probs = d_in.probability(d_in.logits_map(images))                             # n×1×H/8×W/8
+        map_in = F.interpolate(probs, size=images.shape[2:], mode="bilinear", align_corners=False)[:, 0]
+        return Judgement(logits, depth, probs.mean(dim=(2, 3))[:, 0].tolist(), p_out, map_in)
+
+    def switch_notes(self) -> list[str]:
+        """What the switched-off parts mean for the numbers shown of this model, in plain words."""
+        hp, notes = self.hparams, []
+        if not self.adapts:
+            notes.append("No adversaries (λ_in = λ_out = 0): G is bypassed, so the translation is the source image "
+                         "itself, and neither discriminator learns — their numbers mean nothing.")
+        else:
+            if hp.lam_input == 0:
+                notes.append("λ_in = 0: G is bypassed (the translation is the source itself) and the input "
+                             "discriminator learns nothing; its numbers mean nothing.")
+            if hp.lam_output == 0:
+                notes.append("λ_out = 0: the output discriminator learns nothing; its numbers mean nothing.")
+        if hp.lam_depth == 0:
+            notes.append("λ_depth = 0: the depth head gets no loss, so its depth map means nothing.")
+        return notes
 
     def discriminator_step(self, batch: Batch, optimizer: torch.optim.Optimizer,
                            outputs: Outputs | None = None) -> dict[str, torch.Tensor]:

@@ -273,3 +273,24 @@ def test_todays_training_step_follows_the_reference_step():
     # ±lr whatever its gradient's size, so rounding may flip a few near-zero gradients; λ_out 5% larger in
     # today's step alone puts the steps 4e-8 apart (1/1300 of the movement).
     assert apart < moved / 3000, (apart, moved)
+
+
+def test_judge_runs_each_network_once_and_equals_their_separate_calls(tiny_kwargs, batch):
+    torch.manual_seed(0)
+    model = GIOAda(**tiny_kwargs).eval()
+    images = torch.cat([batch[0], batch[1]])                                     # 4×3×H×W
+    judged = model.judge(images)
+    with torch.no_grad():
+        logits, depth = model(images)
+        assert torch.allclose(judged.logits, logits) and torch.allclose(judged.depth, depth)
+        assert judged.p_in == pytest.approx(model.input_discriminator(images)[:, 0].tolist(), abs=1e-6)
+        assert torch.allclose(judged.map_in, model.input_discriminator.confidence_map(images)[:, 0], atol=1e-6)
+        p_out = model.output_discriminator(model.task_outputs(logits, depth))[:, 0].tolist()
+        assert judged.p_out == pytest.approx(p_out, abs=1e-6)
+
+
+def test_switch_notes_name_each_part_that_learns_nothing(tiny_kwargs):
+    assert GIOAda(**tiny_kwargs).switch_notes() == []
+    assert "No adversaries" in GIOAda(**tiny_kwargs | {"lam_input": 0.0, "lam_output": 0.0}).switch_notes()[0]
+    notes = GIOAda(**tiny_kwargs | {"lam_output": 0.0, "lam_depth": 0.0}).switch_notes()
+    assert len(notes) == 2 and "output discriminator" in notes[0] and "depth head" in notes[1]

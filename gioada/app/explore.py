@@ -223,14 +223,10 @@ def _view(key: str, description: str, model: GIOAda, source: Sample | None, targ
             images, rows = torch.cat([x_s, x_t]), [0, 0, 1]
         else:
             images, rows = torch.cat([x_s, translated, x_t]), [0, 1, 2]
-    logits, pred_depth = model(images)                                             # m×K×H×W, m×1×H×W
-    p_out = model.output_discriminator(model.task_outputs(logits, pred_depth))[rows, 0].tolist()
-    logits, pred_depth = logits[rows], pred_depth[rows]                            # n×K×H×W, n×1×H×W
-    d_in = model.input_discriminator
-    probs = d_in.probability(d_in.logits_map(images))[rows]                        # n×1×H/8×W/8: D_in runs once
-    p_in = probs.mean(dim=(2, 3))[:, 0].tolist()                                  # = input_discriminator(·)
-    map_in = torch.nn.functional.interpolate(probs, size=images.shape[2:], mode="bilinear",  # = confidence_map
-                                             align_corners=False)[:, 0].cpu().numpy()      # n×H×W
+    judged = model.judge(images)                                                   # each network once
+    logits, pred_depth = judged.logits[rows], judged.depth[rows]                   # n×K×H×W, n×1×H×W
+    p_in, p_out = [judged.p_in[r] for r in rows], [judged.p_out[r] for r in rows]
+    map_in = judged.map_in[rows].cpu().numpy()                                     # n×H×W
     pred = predicted_classes(logits).cpu()
     t = len(names) - 1
 
@@ -246,17 +242,7 @@ def _view(key: str, description: str, model: GIOAda, source: Sample | None, targ
     if source is not None:
         tiles.append((map_in[1], translated[0], f"D_in on G(source): P(real) {p_in[1]:.0%}"))
     tiles.append((map_in[t], x_t[0], f"D_in on target: P(real) {p_in[t]:.0%}"))
-    notes = []
-    if not model.adapts:
-        notes.append("No adversaries in this model (λ_in = λ_out = 0): G is bypassed, so the translation is the "
-                     "source image itself, and the discriminators were never trained — their numbers mean nothing.")
-    else:
-        if hp.lam_input == 0:
-            notes.append("λ_in = 0: the input discriminator was never trained; its numbers mean nothing.")
-        if hp.lam_output == 0:
-            notes.append("λ_out = 0: the output discriminator was never trained; its numbers mean nothing.")
-    if hp.lam_depth == 0:
-        notes.append("λ_depth = 0: trained without depth, so the depth head got no loss and its map means nothing.")
+    notes = model.switch_notes()
     depth_t = pred_depth[t, 0].cpu().numpy()
     panels = strip([(depth_with_scale(depth_t, hp.max_depth), "Predicted depth (target)"),
                     (confidence_panel(tiles), "Where D_in thinks: real or fake?")])

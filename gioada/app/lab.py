@@ -393,11 +393,9 @@ class Lab:
         device = next(model.parameters()).device
         x_s, y_s, d_s, x_t = (t[None].to(device) for t in self.start.scene)     # 1×3×H×W, 1×H×W, 1×1×H×W, 1×3×H×W
         translated = model.translate(x_s, y_s, d_s, seed=self._view_seed)       # x_s itself when G is off
-        both = torch.cat([translated, x_t])                                       # 2×3×H×W
-        logits, depth = model(both)                                               # 2×K×H×W, 2×1×H×W
-        p_in = model.input_discriminator(both)[:, 0].tolist()
-        p_out = model.output_discriminator(model.task_outputs(logits, depth))[:, 0].tolist()
-        maps = model.input_discriminator.confidence_map(both)[:, 0].cpu().numpy()   # 2×H×W
+        judged = model.judge(torch.cat([translated, x_t]))                       # of 2×3×H×W
+        logits, depth, p_in, p_out = judged.logits, judged.depth, judged.p_in, judged.p_out
+        maps = judged.map_in.cpu().numpy()                                        # 2×H×W
         space = get_label_space(self.start.space_name)
         target = tensor_to_image(x_t[0])
         trans = tensor_to_image(translated[0])
@@ -417,11 +415,7 @@ class Lab:
                                  axis=1)
         d_maps = confidence_panel([(maps[0], translated[0], f"D_in on G(source): {p_in[0]:.0%} real"),
                                    (maps[1], x_t[0], f"D_in on target: {p_in[1]:.0%} real")])
-        notes = []
-        if hp.lam_input == 0:
-            notes.append("λ_in = 0: G is bypassed (the translation is the source itself) and D_in does not learn.")
-        if hp.lam_output == 0:
-            notes.append("λ_out = 0: D_out does not learn; its bars mean nothing.")
+        notes = model.switch_notes()
         return LabView(self.steps, self.d_steps, self.g_steps, upscale(trans), upscale(tensor_to_image(x_s[0])),
                        d_maps, outputs, p, lab_status(p, hp.lam_input > 0, hp.lam_output > 0), self.last, change,
                        list(self.history), notes)
