@@ -34,7 +34,7 @@ from app_html import hero_html, lab_html, legend_html, progress_html, result_htm
 from gioada.allocator import keep_freed_memory
 from gioada.config import DataConfig
 from gioada.app.explore import Explorer, ExploreResult, raw_downloads
-from gioada.app.finetune import (LIMITS, PRESETS, PREVIEW_SECONDS, FinetuneJob, FinetuneManager, FinetuneParams,
+from gioada.app.finetune import (PRESETS, PREVIEW_SECONDS, FinetuneJob, FinetuneManager, FinetuneParams,
                                  RunInProgress, Snapshot, device_note, per_class_rows, preset)
 from gioada.app.lab import (DEFAULT_START, LAB_BATCH, LAB_CROP, LAB_PRESETS, LabPool, LabSettings, LabView,
                             lab_preset, translation_pair)
@@ -42,6 +42,7 @@ from gioada.app.plots import CONFIDENCE_COLORS, CONFIDENCE_SERIES, LOSS_COLORS, 
 from gioada.pretrained import ASSETS, SHIPPED
 from gioada.app.registry import ModelRegistry
 from gioada.app.scenes import MAX_SCENE, DatasetScenes, SceneSource
+from gioada.app.validation import LIMITS
 from gioada.app.serving import (ALLOWED_HOSTS_ENV, FOREGROUND, SLOT, ComputeThread, HostCheck, OnComputeThread,
                                 allowed_hosts, scrub_paths)
 from gioada.app.uploads import MAX_UPLOAD_BYTES

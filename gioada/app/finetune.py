@@ -43,7 +43,7 @@ from ..lazy import no_grad, torch
 from ..panels import tile_row
 from .registry import RUN_NAME, RUN_PREFIX, ModelRegistry
 from .serving import ComputeThread
-from .validation import check_int, check_number
+from .validation import LIMITS, check_int, check_number
 from ..viz import overlay
 
 if TYPE_CHECKING:   # training machinery (Lightning) is imported when a run starts: see _run
@@ -73,11 +73,6 @@ def preset(name: str, depth: bool = True) -> tuple[float, float, float]:
     return lam_input, lam_output, lam_depth if depth else 0.0
 
 
-# Valid ranges, checked here because API callers skip the sliders. (lo, hi) inclusive.
-LIMITS: dict[str, tuple[float, float]] = {
-    "lam_input": (0.0, 10.0), "lam_output": (0.0, 10.0), "lam_depth": (0.0, 10.0),
-    "lr": (1e-6, 0.1), "steps": (1, 20_000), "batch_size": (1, 64), "height": (32, 512), "seed": (0, 2**31 - 1),
-}
 MAX_RUN_NAME = 48
 # The preview (G and T on a fixed scene at the native frame, on the compute thread) refreshes at most once
 # per PREVIEW_SECONDS of training, and after the last step: one preview took 1.0 s at 128×384 on the 2-core

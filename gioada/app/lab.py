@@ -45,7 +45,7 @@ from ..lazy import no_grad, torch
 from ..panels import captioned, confidence_panel, depth_with_scale, upscale
 from .registry import ModelRegistry
 from .serving import FOREGROUND, SLOT, Compute, ComputeThread, Foreground, TrainingSlot, direct
-from .validation import check_number
+from .validation import LIMITS, check_number
 from ..viz import overlay
 
 if TYPE_CHECKING:   # GIOAda imports Lightning: loaded where a model is built
@@ -80,9 +80,11 @@ class LabSettings:
 
     @classmethod
     def validated(cls, lam_input: Any, lam_output: Any, lam_depth: Any, lr: Any, d_ratio: Any) -> "LabSettings":
-        return cls(check_number("λ_in", lam_input, 0.0, 10.0), check_number("λ_out", lam_output, 0.0, 10.0),
-                   check_number("λ_depth", lam_depth, 0.0, 10.0), check_number("learning rate", lr, 1e-5, 0.05),
-                   check_number("D:G learning-rate ratio", d_ratio, 0.1, 100.0))
+        return cls(check_number("λ_in", lam_input, *LIMITS["lam_input"]),
+                   check_number("λ_out", lam_output, *LIMITS["lam_output"]),
+                   check_number("λ_depth", lam_depth, *LIMITS["lam_depth"]),
+                   check_number("learning rate", lr, *LIMITS["lr"]),
+                   check_number("D:G learning-rate ratio", d_ratio, *LIMITS["d_ratio"]))
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+# What the app accepts (Fine-tune and the live lab alike; API callers skip the sliders): (lo, hi) inclusive.
+# Narrower than what the library's config accepts (gioada.config): the app's runs must finish on a CPU.
+LIMITS: dict[str, tuple[float, float]] = {
+    "lam_input": (0.0, 10.0), "lam_output": (0.0, 10.0), "lam_depth": (0.0, 10.0), "lr": (1e-6, 0.1),
+    "d_ratio": (0.1, 100.0), "steps": (1, 20_000), "batch_size": (1, 64), "height": (32, 512), "seed": (0, 2**31 - 1),
+}
+
 
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
