@@ -56,6 +56,7 @@ class ModelView:
     d_in: dict[str, float]                  # input discriminator P(real): "source", "translated", "target"
     d_out: dict[str, float]                 # output discriminator P(real) for the task outputs on each
     notes: list[str] = field(default_factory=list)
+    encoded: dict[str, bytes] = field(default_factory=dict, repr=False)   # the downloads' PNGs, made once
 
 
 _SIM_ONLY = ("{models} learnt from the built-in simulator alone and never saw a real photograph: on a real "
@@ -279,8 +280,9 @@ def raw_downloads(view: ModelView, space: LabelSpace, tag: str, folder: Path = D
     """``view``'s raw outputs as files: the label map as an indexed PNG with the class palette, and depth as a
     16-bit PNG in centimetres. ``tag`` names the input (e.g. "scene3"); the folder keeps the newest files only."""
     name = re.sub(r"[^a-z0-9._-]+", "-", f"{view.key}-{tag}".lower()).strip("-.")[:80]
-    files = {folder / f"{name}-labels.png": label_png(view.labels_raw, space),
-             folder / f"{name}-depth-cm.png": depth_png(view.depth_raw)}
+    if not view.encoded:                    # a view served again from Explore's cache is encoded once
+        view.encoded.update({"labels": label_png(view.labels_raw, space), "depth-cm": depth_png(view.depth_raw)})
+    files = {folder / f"{name}-{kind}.png": data for kind, data in view.encoded.items()}
     with _downloads_lock:
         folder.mkdir(parents=True, exist_ok=True)
         for path, data in files.items():
