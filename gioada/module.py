@@ -368,8 +368,8 @@ class GIOAda(pl.LightningModule):
         p_out = self.output_discriminator(self.task_outputs(logits, depth))[:, 0].tolist()
         d_in = self.input_discriminator
         probs = d_in.probability(d_in.logits_map(images))                             # n×1×H/8×W/8
-        map_in = F.interpolate(probs, size=images.shape[2:], mode="bilinear", align_corners=False)[:, 0]
-        return Judgement(logits, depth, probs.mean(dim=(2, 3))[:, 0].tolist(), p_out, map_in)
+        return Judgement(logits, depth, probs.mean(dim=(2, 3))[:, 0].tolist(), p_out,
+                         d_in.upsampled(probs, images.shape[2:])[:, 0])
 
     def switch_notes(self) -> list[str]:
         """What the switched-off parts mean for the numbers shown of this model, in plain words."""

@@ -58,7 +58,6 @@ LAB_BATCH = 2                 # crops per step
 POOL_SIZE = 24                # training pairs rendered once per start point, shared by every lab
 MAX_PARAMETERS = 30_000_000   # a start model larger than this would not fit beside everything else
 DEFAULT_START = "source-only"  # T already segments; G and the discriminators are fresh
-_SLOT_WAIT = 3.0                 # a single step waits this long for another lab's step before giving up
 
 
 # ---------------------------------------------------------------------------------------------------

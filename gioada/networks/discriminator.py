@@ -54,5 +54,9 @@ class Discriminator(nn.Module):
 
     def confidence_map(self, inputs: torch.Tensor) -> torch.Tensor:
         """B×C'×H×W -> probability "real" per location, upsampled to B×1×H×W."""
-        probs = self.probability(self.logits_map(inputs))
-        return F.interpolate(probs, size=inputs.shape[2:], mode="bilinear", align_corners=False)
+        return self.upsampled(self.probability(self.logits_map(inputs)), inputs.shape[2:])
+
+    @staticmethod
+    def upsampled(probs: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Per-location probabilities B×1×h×w -> B×1×H×W (bilinear), to lay over the input."""
+        return F.interpolate(probs, size=tuple(size), mode="bilinear", align_corners=False)
