@@ -22,7 +22,7 @@ import logging
 import random
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -35,7 +35,7 @@ from gioada.allocator import keep_freed_memory
 from gioada.config import DataConfig
 from gioada.app.explore import Explorer, ExploreResult, raw_downloads
 from gioada.app.finetune import (PRESETS, PREVIEW_SECONDS, FinetuneJob, FinetuneManager, FinetuneParams,
-                                 RunInProgress, Snapshot, device_note, per_class_rows, preset)
+                                 RunInProgress, Snapshot, device_note, per_class_rows, preset, preset_named)
 from gioada.app.lab import (DEFAULT_START, LAB_BATCH, LAB_CROP, LAB_PRESETS, LabPool, LabSettings, LabView,
                             lab_preset, translation_pair)
 from gioada.app.plots import CONFIDENCE_COLORS, CONFIDENCE_SERIES, LOSS_COLORS, LOSS_SERIES, curve_frame
@@ -343,17 +343,12 @@ class _FinetuneTab:
 
 def _finetune_tab(manager: FinetuneManager, defaults: FinetuneParams) -> _FinetuneTab:
     has_depth = manager.has_depth          # False for GTA5: the depth loss is off, and the sliders say so
-    # A fine-tune starts from the best adapted shipped model, at the lambdas of its row.
-    start = manager.registry.best_adapted()
-    if start:
-        m = manager.registry.config(start).model
-        defaults = replace(defaults, lam_input=m.lam_input, lam_output=m.lam_output, lam_depth=m.lam_depth)
+    defaults = manager.starting_params(defaults)      # the best adapted shipped model, at its row's lambdas
     device_md = gr.Markdown(elem_classes="gio-help")
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320):
-            chosen = next((n for n, v in PRESETS.items()
-                           if v == (defaults.lam_input, defaults.lam_output, defaults.lam_depth)), None)
-            preset_radio = gr.Radio(list(PRESETS), value=chosen, label="Preset",
+            preset_radio = gr.Radio(list(PRESETS), value=preset_named(defaults.lam_input, defaults.lam_output,
+                                                                      defaults.lam_depth), label="Preset",
                                     info="the paper's ablation, as lambda settings")
             lam_input = gr.Slider(0, 0.5, value=defaults.lam_input, step=0.005, label="λ_in",
                                   info="input-level adversary (G vs D_in)")
@@ -373,7 +368,8 @@ def _finetune_tab(manager: FinetuneManager, defaults: FinetuneParams) -> _Finetu
                 with gr.Row():
                     seed = gr.Number(defaults.seed, label="Seed", precision=0, minimum=0, maximum=LIMITS["seed"][1])
                     run_name = gr.Textbox(label="Run name", placeholder="optional, e.g. my-first-run")
-                start_from = gr.Dropdown([SCRATCH] + manager.registry.choices(), value=start or "", label="Start from",
+                start_from = gr.Dropdown([SCRATCH] + manager.registry.choices(), value=defaults.start_from,
+                                         label="Start from",
                                          allow_custom_value=True,
                                          info="the best adapted shipped model by default; choose scratch to train "
                                          "from random weights")

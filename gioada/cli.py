@@ -29,7 +29,7 @@ _TRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--gan-loss", "model.gan_loss", ["bce", "lsgan"], "the adversarial loss: the paper's BCE or least squares"),
     ("--d-label-smoothing", "model.d_label_smoothing", float, "one-sided label smoothing: D learns 'real' as 1 - this"),
     ("--warmup-steps", "model.warmup_steps", int, "steps of T on source labels alone before G and the adversaries"),
-    ("--ema-decay", "model.ema_decay", float, "EMA of G's and T's weights for validation and the saved model (0 = off)"),
+    ("--ema-decay", "model.ema_decay", float, "EMA of G's and T's weights: validated and saved (0 = off)"),
     ("--label-dropout", "model.label_dropout", float, "probability that G gets no label map for an image (0 = off)"),
     ("--no-transform-depth", "model.transform_depth", "off", "G gets no depth map (a zero one)"),
     ("--no-output-disc-depth", "model.output_disc_depth", "off", "D_out judges T's classes only (zero depth)"),

@@ -601,3 +601,13 @@ def test_a_scene_seen_again_is_served_from_a_bounded_cache_of_views(dirs, tmp_pa
     for index in range(5):
         explorer.scene(["gioada"], index, 1.0)
     assert len(explorer._views) == 2
+
+
+def test_starting_params_take_the_best_adapted_models_row_and_keep_the_rest(dirs, tmp_path):
+    from gioada.app.finetune import FinetuneManager, FinetuneParams, preset_named
+    manager = FinetuneManager(ModelRegistry(dirs["assets"], tmp_path / "runs", device="cpu"))
+    params = manager.starting_params(FinetuneParams(steps=7))
+    assert (params.start_from, params.lam_input, params.lam_output, params.steps) == ("gioada", 0.1, 0.1, 7)
+    assert preset_named(0.0, 0.0, 0.5) == "No adaptation" and preset_named(0.1, 0.1, 0.5) is None
+    empty = FinetuneManager(ModelRegistry(tmp_path / "none", tmp_path / "runs", device="cpu"))
+    assert empty.starting_params(FinetuneParams(steps=7)) == FinetuneParams(steps=7)

@@ -64,6 +64,11 @@ PRESETS: dict[str, tuple[float, float, float]] = {
 }
 
 
+def preset_named(lam_input: float, lam_output: float, lam_depth: float) -> str | None:
+    """The preset with exactly these lambdas, or None."""
+    return next((n for n, v in PRESETS.items() if v == (lam_input, lam_output, lam_depth)), None)
+
+
 def preset(name: str, depth: bool = True) -> tuple[float, float, float]:
     """(lam_input, lam_output, lam_depth) of a named preset; ``depth=False`` (a source without depth, such
     as GTA5) turns the depth loss off."""
@@ -468,6 +473,16 @@ class FinetuneManager:
         s = job.snapshot()
         return {"state": s.state, "busy": self.busy(), "run": s.run_name, "step": s.step, "total": s.total,
                 "message": s.message, "run_key": s.run_key}
+
+    def starting_params(self, defaults: FinetuneParams) -> FinetuneParams:
+        """``defaults`` starting from the best adapted shipped model (:meth:`ModelRegistry.best_adapted`) at the
+        lambdas of its row; ``defaults`` as they are when none is installed."""
+        start = self.registry.best_adapted()
+        if not start:
+            return defaults
+        m = self.registry.config(start).model
+        return dataclasses.replace(defaults, start_from=start, lam_input=m.lam_input, lam_output=m.lam_output,
+                                   lam_depth=m.lam_depth)
 
     def config(self, params: FinetuneParams) -> RunConfig:
         """The RunConfig for ``params``: the starting model's architecture, the sliders' settings."""

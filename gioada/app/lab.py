@@ -21,8 +21,8 @@ discriminators' P(real), the loss history and a plain-language status (:class:`L
 
 The app keeps labs in a :class:`LabPool`: at most a few, one per browser session, dropped after idle
 minutes; every lab starts from shared, read-only starting weights. One lab trains at a time
-(:class:`~gioada.app.serving.TrainingSlot`), and a lab gives way to Explore clicks and slows down while a fine-tuning run
-trains (:data:`FOREGROUND`).
+(:class:`~gioada.app.serving.TrainingSlot`), and a lab gives way to Explore clicks and slows down while a
+fine-tuning run trains (:data:`~gioada.app.serving.FOREGROUND`).
 """
 from __future__ import annotations
 
