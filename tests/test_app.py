@@ -24,6 +24,7 @@ from PIL import Image
 from pytorch_lightning.callbacks import Callback
 
 import app
+from gioada.app.ui import explore_tab, finetune_tab, learn_tab
 from gioada import DataConfig, ModelConfig, RunConfig
 from gioada.checkpoint import is_run_dir, load_model, load_run_config, read_json
 from gioada.app.diagram import render as render_diagram
@@ -460,7 +461,7 @@ def test_first_view_is_drawn_on_load_not_at_build(served):
     props = {c["props"].get("elem_id"): c["props"] for c in demo.config["components"]}
     assert not props["scene-gallery"].get("value") and not props["diagram"].get("value")
     gallery = client.predict(api_name="/scene_gallery")
-    assert len(gallery) == app.GALLERY_SCENES and all(Path(item["image"]).is_file() for item in gallery)
+    assert len(gallery) == explore_tab.GALLERY_SCENES and all(Path(item["image"]).is_file() for item in gallery)
     assert Image.open(client.predict(api_name="/diagram")).size[0] > 400
 
 
@@ -518,10 +519,10 @@ def test_watched_run_sends_only_what_changed():
     preview, before = np.zeros((4, 4, 3), np.uint8), {"miou": 10.0, "scenes": 2, "per_class_iou": {}}
     first = _snapshot(state="training", step=1, history=history, preview=preview, before=before)
     same = _snapshot(state="training", step=2, history=history, preview=preview, before=before)
-    values = app._finetune_values(same, first, plots=False)
+    values = finetune_tab.finetune_values(same, first, plots=False)
     assert "step <b>2</b>" in values[0]
     assert all(v == gr.skip() for v in values[1:]), values[1:]
-    values = app._finetune_values(same, None, plots=True)
+    values = finetune_tab.finetune_values(same, None, plots=True)
     assert values[3] is preview and "10.0%" in values[4]
     losses, confidences = (frame.dropna() for frame in values[1:3])
     assert list(losses["series"]) == ["seg"] and set(confidences["series"]) == {"D_in · target", CHANCE}
@@ -548,11 +549,11 @@ def test_out_of_memory_is_reported_with_advice(dirs, tmp_path):
 
 def test_the_guided_tour_numbers_each_step_once(served):
     demo, _ = served
-    names = {t[0] for t in app.TOUR}
+    names = {t[0] for t in learn_tab.TOUR}
     labels = [b.value for b in demo.blocks.values()
               if isinstance(b, gr.Button) and (b.value in names or "Train it yourself" in str(b.value))]
     numbers = [label.split(" · ")[0] for label in labels]
-    assert len(labels) == len(app.TOUR) + 1 and sorted(numbers) == [str(k) for k in range(1, len(labels) + 1)]
+    assert len(labels) == len(learn_tab.TOUR) + 1 and sorted(numbers) == [str(k) for k in range(1, len(labels) + 1)]
 
 
 def test_a_finetune_starts_from_the_best_adapted_shipped_model(served, dirs, tmp_path):

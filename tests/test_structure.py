@@ -1,4 +1,5 @@
-"""The two parts stay apart: the library (gioada/) never imports what serves the app (gioada/app/)."""
+"""The parts stay apart: the library (gioada/) never imports what serves the app (gioada/app/), and only the
+app's UI layer (gioada/app/ui/) imports Gradio."""
 import ast
 from pathlib import Path
 
@@ -29,3 +30,12 @@ def test_the_library_never_imports_the_app_part():
     assert any(n.startswith("gioada.app.") for n in _imports(LIBRARY / "app" / "explore.py"))
     assert "gioada.checkpoint" in {n.rsplit(".", 1)[0] for n in _imports(LIBRARY / "app" / "registry.py")} | \
         _imports(LIBRARY / "app" / "registry.py")
+
+
+def test_only_the_ui_layer_imports_gradio():
+    """gioada.app is testable without a browser: Gradio stays in gioada/app/ui (and app.py)."""
+    outside = [p for p in LIBRARY.rglob("*.py") if "ui" not in p.relative_to(LIBRARY).parts[:2]]
+    offenders = [str(p.relative_to(LIBRARY)) for p in outside if any(n.split(".")[0] == "gradio" for n in _imports(p))]
+    assert not offenders
+    ui = list((LIBRARY / "app" / "ui").glob("*_tab.py"))
+    assert len(ui) == 3 and all("gradio" in _imports(p) for p in ui)

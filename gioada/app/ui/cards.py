@@ -1,17 +1,17 @@
 """The app's HTML: the banner, the class legend, a model's numbers with the discriminators' P(real) bars,
 and a fine-tuning run's progress and before/after result. The banner and the idle progress line use the
 classes of ``app.CSS`` (``gio-hero``, ``gio-pill``, ``gio-progress``), the cards inline styles (they render
-the same in any theme); only ``app.py`` imports this module.
+the same in any theme); only the tabs (``gioada.app.ui``) and ``app.py`` import this module.
 """
 from __future__ import annotations
 
 import html
 import math
 
-from gioada.classes import VKITTI10, LabelSpace
 from gioada.app.explore import ModelView
 from gioada.app.finetune import Snapshot
 from gioada.app.lab import LabView
+from gioada.classes import VKITTI10, LabelSpace
 
 
 def hero_html(n_shipped: int, of: int, scenes_kind: str, device_type: str | None = None) -> str:
