@@ -147,9 +147,14 @@ class RunConfig:
         _require(self.accelerator in ("auto", "cpu", "gpu", "cuda", "mps"), "accelerator", self.accelerator,
                  "one of auto, cpu, gpu")
         _require(self.devices >= 1 and self.num_nodes >= 1, "devices", self.devices, "an integer >= 1")
-        if (self.model.num_epochs, self.model.num_steps_per_epoch, self.model.seed) != (1, self.steps, self.seed):
-            object.__setattr__(self, "model", dataclasses.replace(self.model, num_epochs=1,
-                                                                  num_steps_per_epoch=self.steps, seed=self.seed))
+        # Left at ModelConfig's defaults they are filled in; set to anything else they are refused, not rewritten.
+        follows = scheduled(self.model, self.steps, self.seed)
+        for name, unset in _UNSCHEDULED.items():
+            given, value = getattr(self.model, name), getattr(follows, name)
+            _require(given in (value, unset), f"model.{name}", given,
+                     f"{value} or left out: the model's schedule and seed follow the run's steps ({self.steps}) "
+                     f"and seed ({self.seed}), so set those instead")
+        object.__setattr__(self, "model", follows)
         k = get_label_space(self.data.label_space).num_classes
         _require(self.model.num_classes == k, "model.num_classes", self.model.num_classes,
                  f"{k}, the class count of label_space={self.data.label_space!r}")
@@ -171,9 +176,21 @@ class RunConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
+_UNSCHEDULED = {f: getattr(ModelConfig, f) for f in ("num_epochs", "num_steps_per_epoch", "seed")}
+
+
+def scheduled(model: ModelConfig, steps: int, seed: int) -> ModelConfig:
+    """``model`` with its OneCycle length and seed those of a run of ``steps`` steps with ``seed``."""
+    return dataclasses.replace(model, num_epochs=1, num_steps_per_epoch=steps, seed=seed)
+
+
 def with_overrides(cfg: RunConfig, **overrides: Any) -> RunConfig:
-    """``cfg`` with dotted-key overrides, e.g. ``with_overrides(cfg, **{"model.lam_input": 0.0})``."""
+    """``cfg`` with dotted-key overrides, e.g. ``with_overrides(cfg, **{"model.lam_input": 0.0})``. A new
+    ``steps`` or ``seed`` carries the model's schedule and seed with it (:func:`scheduled`)."""
     d = cfg.to_dict()
+    if "steps" in overrides or "seed" in overrides:
+        follows = scheduled(cfg.model, overrides.get("steps", cfg.steps), overrides.get("seed", cfg.seed))
+        d["model"] |= {f: getattr(follows, f) for f in _UNSCHEDULED}
     for key, value in overrides.items():
         *parents, leaf = key.split(".")
         node = d

@@ -77,6 +77,16 @@ def check_finite(which: str, terms: dict[str, torch.Tensor], step: int) -> None:
                                  f"{ {k: float(v.detach()) for k, v in terms.items()} }")
 
 
+def train_logs(g_terms: dict[str, torch.Tensor], d_terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A training step's loss terms under the names training logs (and the curves draw): ``train/g_*`` for
+    the generator step's, ``train/d_*_real|fake`` for the discriminators' outputs, ``train/loss_*`` for
+    their losses; D's ``total`` is left out."""
+    logs = {f"train/g_{k}": v.detach() for k, v in g_terms.items()}
+    logs |= {f"train/{k}" if k.startswith("d_") and k[-4:] in ("real", "fake") else f"train/loss_{k}": v.detach()
+             for k, v in d_terms.items() if k != "total"}
+    return logs
+
+
 class GIOAda(pl.LightningModule):
     """Geometrically guided input-output adaptation (Chen et al., CVPR 2019).
 
@@ -323,6 +333,12 @@ class GIOAda(pl.LightningModule):
                               optimizer)
 
     # -- the moving average of G's and T's weights (ema_decay > 0) ---------------------------------
+    def parameter_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """(G's and T's parameters, both discriminators' parameters): what the generator step and the
+        discriminator step each optimise."""
+        return ([*self.fake_transformation.parameters(), *self.task_network.parameters()],
+                [*self.input_discriminator.parameters(), *self.output_discriminator.parameters()])
+
     def _averaged(self) -> list[torch.Tensor]:
         return [p for m in (self.fake_transformation, self.task_network) for p in m.parameters()]
 
@@ -460,9 +476,7 @@ class GIOAda(pl.LightningModule):
 
     def _log_step(self, g_terms: dict[str, torch.Tensor], d_terms: dict[str, torch.Tensor], sched_g, sched_d,
                   batch_size: int) -> torch.Tensor:
-        logs = {f"train/g_{k}": v.detach() for k, v in g_terms.items()}
-        logs |= {f"train/{k}" if k.startswith("d_") and k[-4:] in ("real", "fake") else f"train/loss_{k}": v.detach()
-                 for k, v in d_terms.items() if k != "total"}
+        logs = train_logs(g_terms, d_terms)
         logs["train/lr"] = torch.tensor(sched_g.get_last_lr()[0])
         logs["train/lr_d"] = torch.tensor(sched_d.get_last_lr()[0])
         self.log_dict(logs, prog_bar=False, on_step=True, on_epoch=False, batch_size=batch_size)
@@ -499,14 +513,12 @@ class GIOAda(pl.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        gen_params = list(self.fake_transformation.parameters()) + list(self.task_network.parameters())
-        disc_params = list(self.input_discriminator.parameters()) + list(self.output_discriminator.parameters())
         # fused: one kernel over all of a group's tensors (2 ms a step on the CPU against 12 for the
         # per-tensor loop that is torch's default there; the same update up to rounding).
         # d_lr_scale: two time scales (Heusel et al. 2017), the discriminators' peak rate apart from G's and T's.
         peaks = (hp.init_lr, hp.init_lr * hp.d_lr_scale)
         optimizers = [torch.optim.Adam(params, lr=lr, betas=tuple(hp.betas), fused=True)
-                      for params, lr in zip((gen_params, disc_params), peaks)]
+                      for params, lr in zip(self.parameter_groups(), peaks)]
         schedulers = [torch.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=lr, epochs=hp.num_epochs, steps_per_epoch=hp.num_steps_per_epoch,
             base_momentum=hp.betas[0], max_momentum=max(hp.betas[0], MAX_MOMENTUM))

@@ -180,3 +180,14 @@ def test_a_runs_command_comes_from_the_flag_table_and_rebuilds_its_config(tmp_pa
     parsed = build_parser().parse_args(args[3:])
     assert train_config(parsed) == cfg
     assert train_config(build_parser().parse_args(train_command(RunConfig(), tmp_path / "x")[3:])) == RunConfig()
+
+
+def test_a_model_schedule_that_disagrees_with_the_run_is_refused_not_rewritten():
+    from gioada.config import ModelConfig
+    with pytest.raises(ValueError, match=r"model.num_steps_per_epoch=500 is invalid: expected 40 or left out"):
+        RunConfig(model=ModelConfig(num_steps_per_epoch=500), steps=40)
+    with pytest.raises(ValueError, match=r"model.seed=5 is invalid: .*the run's steps \(1000\) and seed \(0\)"):
+        RunConfig(model=ModelConfig(seed=5))
+    cfg = RunConfig(model=ModelConfig(), steps=40, seed=3)          # left out: they follow the run
+    assert (cfg.model.num_steps_per_epoch, cfg.model.seed, cfg.model.num_epochs) == (40, 3, 1)
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg                # a saved config loads as it was

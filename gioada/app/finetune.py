@@ -35,7 +35,7 @@ from ..allocator import release_freed_memory
 from ..checkpoint import clean_stale_temporaries, save_run
 from ..classes import VKITTI10, LabelSpace, get_label_space
 from ..cli import train_command
-from ..config import DataConfig, ModelConfig, RunConfig
+from ..config import DataConfig, ModelConfig, RunConfig, scheduled
 from ..data import eval_set, tensor_to_image
 from ..data.real import source_has_depth
 from ..inference import pick_device, predicted_classes
@@ -486,22 +486,20 @@ class FinetuneManager:
 
     def config(self, params: FinetuneParams) -> RunConfig:
         """The RunConfig for ``params``: the starting model's architecture, the sliders' settings."""
-        if params.start_from:
-            base = self.registry.config(params.start_from)
-            init_from = str(self.registry.resolve(params.start_from))
-        else:
-            k = get_label_space(self.data.label_space).num_classes
-            base, init_from = RunConfig(model=ModelConfig(num_classes=k), data=self.data), None
-        model = dataclasses.replace(base.model, lam_input=params.lam_input, lam_output=params.lam_output,
-                                    lam_depth=params.lam_depth, init_lr=params.lr, pretrained_backbone=False)
-        if not self.has_depth:      # a source without depth (GTA5): geometry's three uses off, as the sliders say
-            model = dataclasses.replace(model, lam_depth=0.0, transform_depth=False, output_disc_depth=False)
-        # Train on crops of the size chosen; evaluate and preview on the starting model's native frame.
-        data = dataclasses.replace(self.data, height=base.data.height, width=base.data.width,
-                                   crop_height=params.height, crop_width=params.width,
-                                   batch_size=params.batch_size, val_scenes=min(8, self.eval_scenes),
-                                   num_workers=0)
+        base, folder = self.registry.start_point(params.start_from, self.data)
+        init_from = str(folder) if folder is not None else None
+        # The sliders' settings on the starting model's architecture, trained on crops of the size chosen;
+        # evaluated and previewed on the starting model's native frame.
         try:
+            model = dataclasses.replace(scheduled(base.model, params.steps, params.seed), lam_input=params.lam_input,
+                                        lam_output=params.lam_output, lam_depth=params.lam_depth, init_lr=params.lr,
+                                        pretrained_backbone=False)
+            if not self.has_depth:  # a source without depth (GTA5): geometry's three uses off, as the sliders say
+                model = dataclasses.replace(model, lam_depth=0.0, transform_depth=False, output_disc_depth=False)
+            data = dataclasses.replace(self.data, height=base.data.height, width=base.data.width,
+                                       crop_height=params.height, crop_width=params.width,
+                                       batch_size=params.batch_size, val_scenes=min(8, self.eval_scenes),
+                                       num_workers=0)
             return RunConfig(model=model, data=data, steps=params.steps, seed=params.seed, val_every=params.steps,
                              accelerator=self.accelerator, init_from=init_from)
         except (TypeError, ValueError) as e:

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..checkpoint import build_model
 from ..classes import get_label_space
-from ..config import DataConfig, ModelConfig, RunConfig
+from ..config import DataConfig, ModelConfig
 from ..data import eval_set, tensor_to_image, train_set
 from ..inference import predicted_classes
 from ..lazy import no_grad, torch
@@ -147,24 +147,15 @@ _MAX_STARTS = 3
 
 def lab_start(registry: ModelRegistry, data: DataConfig, key: str = "") -> LabStart:
     """The shared start point for ``key`` (a registry key, or "" for random weights), built once."""
-    if key:
-        path = registry.resolve(key)
-        stamp: tuple = (key, path.stat().st_mtime_ns, data)
-    else:
-        stamp = ("", 0, data)
+    # From random weights it trains on LAB_CROP crops only, so its views go window by window at that size.
+    cfg, path = registry.start_point(key, dataclasses.replace(data, crop_height=LAB_CROP[0], crop_width=LAB_CROP[1]))
+    stamp = (key, path.stat().st_mtime_ns if path else 0, data)
     with _STARTS_LOCK:
         if stamp in _STARTS:
             _STARTS.move_to_end(stamp)
             return _STARTS[stamp]
-        if key:
-            cfg = registry.config(key)
-            template = registry.load(key)           # the registry's cached copy: read, never trained
-        else:
-            k = get_label_space(data.label_space).num_classes
-            # it trains on LAB_CROP crops only, so its views go window by window at that size
-            cfg = RunConfig(model=ModelConfig(num_classes=k),
-                            data=dataclasses.replace(data, crop_height=LAB_CROP[0], crop_width=LAB_CROP[1]))
-            template = build_model(cfg).eval()      # random weights, drawn once per process
+        # the registry's cached copy (read, never trained), or random weights drawn once per process
+        template = registry.load(key) if key else build_model(cfg).eval()
         n = sum(p.numel() for p in template.parameters())
         if n > MAX_PARAMETERS:
             raise ValueError(f"the model {key!r} has {n / 1e6:.0f} M parameters: too large for the lab "
@@ -227,9 +218,7 @@ class Lab:
         for p in self.model.parameters():
             p.requires_grad_(True)
         hp = self.model.hparams
-        gen_params = list(self.model.fake_transformation.parameters()) + list(self.model.task_network.parameters())
-        disc_params = (list(self.model.input_discriminator.parameters())
-                       + list(self.model.output_discriminator.parameters()))
+        gen_params, disc_params = self.model.parameter_groups()
         self.opt_g = torch.optim.Adam(gen_params, lr=settings.lr, betas=tuple(hp.betas))
         self.opt_d = torch.optim.Adam(disc_params, lr=settings.lr_d, betas=tuple(hp.betas))
         self._batches = torch.Generator().manual_seed(seed)          # which crops form each batch
@@ -275,6 +264,7 @@ class Lab:
         return self.compute(self._step, kind)
 
     def _step(self, kind: str) -> dict[str, float]:
+        from ..module import train_logs       # loaded with the model already
         if kind not in ("d", "g", "both"):
             raise ValueError(f"unknown step {kind!r}: expected 'd', 'g' or 'both'")
         with self._lock:
@@ -305,10 +295,7 @@ class Lab:
             self.d_steps += bool(d_terms)
             self.g_steps += bool(g_terms)
             # The names training logs (GIOAda.training_step), so the same curves draw both.
-            row = {"step": float(self.steps)}
-            row |= {f"train/g_{k}": float(v.detach()) for k, v in g_terms.items()}
-            row |= {f"train/{k}" if k[-4:] in ("real", "fake") else f"train/loss_{k}": float(v.detach())
-                    for k, v in d_terms.items() if k != "total"}
+            row = {"step": float(self.steps)} | {k: float(v) for k, v in train_logs(g_terms, d_terms).items()}
             self.history.append(row)
             del self.history[:-2000]                 # bounded: the curves show the last 2,000 steps
             self.last = {"d": "Step D: only D_in and D_out learned (G and T did not change).",

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..checkpoint import CONFIG, METRICS, WEIGHTS, is_run_dir, load_model, load_run_config, read_json
-from ..config import RunConfig
+from ..classes import get_label_space
+from ..config import DataConfig, ModelConfig, RunConfig
 from ..inference import check_device, pick_device
 from ..pretrained import ASSETS, SHIPPED
 
@@ -135,6 +136,14 @@ class ModelRegistry:
             return self._configs[stamp]
         except (TypeError, ValueError, KeyError, OSError, RecursionError) as e:
             raise ValueError(f"model {key!r} has an invalid config.json: {_reason(e, path, key)}") from e
+
+    def start_point(self, key: str, data: DataConfig) -> tuple[RunConfig, Path | None]:
+        """Where a run (a fine-tune, a lab) starts: ``key``'s config and folder, or for ``""`` (random
+        weights) a fresh config on ``data`` with the default architecture for its label space, and no folder."""
+        if key:
+            return self.config(key), self.resolve(key)
+        k = get_label_space(data.label_space).num_classes
+        return RunConfig(model=ModelConfig(num_classes=k), data=data), None
 
     def best_adapted(self) -> str | None:
         """The installed shipped model that adapts (not the oracle) with the highest stored held-out target
