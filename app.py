@@ -53,6 +53,8 @@ CSS = """
 .gio-pill {display: inline-block; margin: 10px 8px 0 0; padding: 3px 10px; border-radius: 999px;
            background: rgba(255,255,255,.18); color: white; font-size: 12.5px;}
 .gio-help {color: #556; font-size: 13px;}
+/* The plots' blocks hold their legend: Gradio sizes the block to the chart and cuts the legend below it. */
+.gio-plot {overflow: visible !important; margin-bottom: 28px !important;}
 .gio-card {border: 1px solid #e3e6ef; border-radius: 12px; padding: 10px 12px; background: #fcfcfe;}
 .gio-progress.idle {color: #667; font-size: 13.5px; padding: 8px 0;}
 footer {display: none !important;}

@@ -82,6 +82,10 @@ def test_explore_and_finetune_in_chromium(url, tmp_path):
 
         # Fine-tune: a tiny run (the app was built with 3-step defaults) streams curves and a preview.
         page.get_by_role("tab", name="Fine-tune").click()
+        # Before a run, each plot says what will appear, with no axis of a lone 0.000000 tick.
+        for sel in ("#loss-plot", "#conf-plot"):
+            page.wait_for_selector(f"{sel} >> text=empty until a run's first step", timeout=30_000)
+            assert "0.000000" not in page.inner_text(sel)
         page.get_by_role("button", name="Start fine-tuning").click()
         page.wait_for_selector("#ft-progress >> text=Finished 3 steps", timeout=120_000)
         page.wait_for_function("[...document.querySelectorAll('#ft-preview img')]"

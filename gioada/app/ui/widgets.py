@@ -106,15 +106,19 @@ PLOTS_HELP = ("The curves fill in as training runs. Losses: seg and depth are T'
 
 def curve_plots(losses_id: str, p_real_id: str) -> tuple[gr.LinePlot, gr.LinePlot]:
     """Every loss term, and the discriminators' P(real) with chance (50%) marked: drawn by the browser from a
-    few kB of points per refresh (see curve_values), not rendered on the server."""
-    common = dict(x="step", y="value", color="series", height=280)
-    return (gr.LinePlot(curve_frame([], LOSS_SERIES), title="Losses (every term)", color_map=LOSS_COLORS,
-                        elem_id=losses_id, **common),
-            gr.LinePlot(curve_frame([], CONFIDENCE_SERIES, chance=True), color_map=CONFIDENCE_COLORS,
-                        title="D's P(real): target vs G(source)", y_lim=[0, 1], elem_id=p_real_id, **common))
+    few kB of points per refresh (see curve_values), not rendered on the server. Empty (no axes) until a run
+    has a step; each caption says what will appear."""
+    common = dict(x="step", y="value", color="series", height=300, elem_classes="gio-plot")
+    return (gr.LinePlot(None, title="Losses (every term)", color_map=LOSS_COLORS, elem_id=losses_id,
+                        label="Each loss term per training step (empty until a run's first step)",
+                        show_label=True, **common),
+            gr.LinePlot(None, color_map=CONFIDENCE_COLORS, title="D's P(real): target vs G(source)", y_lim=[0, 1],
+                        label="Each discriminator's P(real) on target images and on translations, chance at 50% "
+                              "(empty until a run's first step)", show_label=True, elem_id=p_real_id, **common))
 
 
 def curve_values(history: list[dict[str, float]]) -> list[Any]:
-    """The points of the two plots of :func:`curve_plots`."""
+    """The points of the two plots of :func:`curve_plots` (None, the empty plot, before the first step)."""
+    if not history:
+        return [None, None]
     return [curve_frame(history, LOSS_SERIES), curve_frame(history, CONFIDENCE_SERIES, chance=True)]
-
