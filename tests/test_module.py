@@ -1,35 +1,14 @@
 import pytest
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, TensorDataset
 
 from gioada import GIOAda
+from training import fit, same, snapshot
 
 # Also run under ONEDNN_MAX_CPU_ISA=AVX2 and =AVX512_CORE by `make test` (oneDNN's other kernels).
 pytestmark = pytest.mark.isa
 
 K = 10
-
-
-def _loader(batch, steps):
-    real, fake, labels, depths = batch
-    rep = lambda t: t.repeat(steps, *([1] * (t.dim() - 1)))  # noqa: E731
-    return DataLoader(TensorDataset(rep(real), rep(fake), rep(labels), rep(depths)), batch_size=real.shape[0])
-
-
-def _fit(model, batch, steps, callbacks=()):
-    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, callbacks=list(callbacks))
-    trainer.fit(model, train_dataloaders=_loader(batch, steps))
-    return trainer
-
-
-def _snapshot(*nets):
-    return [p.detach().clone() for n in nets for p in n.parameters()]
-
-
-def _same(a, b):
-    return all(torch.equal(x, y) for x, y in zip(a, b))
 
 
 class StepWatcher(pl.Callback):
@@ -42,8 +21,8 @@ class StepWatcher(pl.Callback):
         trainer.optimizers[1].register_step_post_hook(lambda *_: self._snap(model, "after_d"))
 
     def _snap(self, model, key):
-        self.current[key] = (_snapshot(model.fake_transformation, model.task_network),
-                             _snapshot(model.input_discriminator, model.output_discriminator))
+        self.current[key] = (snapshot(model.fake_transformation, model.task_network),
+                             snapshot(model.input_discriminator, model.output_discriminator))
 
     def on_train_batch_start(self, trainer, model, batch, batch_idx):
         self.current = {}
@@ -56,19 +35,19 @@ class StepWatcher(pl.Callback):
 
 def test_discriminator_step_first_then_generator_step(tiny_kwargs, batch):
     watcher = StepWatcher()
-    _fit(GIOAda(**tiny_kwargs), batch, 2, [watcher])
+    fit(GIOAda(**tiny_kwargs), batch, 2, [watcher])
     assert len(watcher.records) == 2
     for rec in watcher.records:
         (gt0, d0), (gt1, d1), (gt2, d2) = rec["start"], rec["after_d"], rec["end"]
-        assert _same(gt0, gt1), "the discriminator step changed G or T"
-        assert not _same(d0, d1), "the discriminator step did not change the discriminators"
-        assert _same(d1, d2), "the generator step changed a discriminator"
-        assert not _same(gt1, gt2), "the generator step did not change G and T"
+        assert same(gt0, gt1), "the discriminator step changed G or T"
+        assert not same(d0, d1), "the discriminator step did not change the discriminators"
+        assert same(d1, d2), "the generator step changed a discriminator"
+        assert not same(gt1, gt2), "the generator step did not change G and T"
 
 
 def test_schedulers_advance_every_step(tiny_kwargs, batch):
     model = GIOAda(**tiny_kwargs)
-    trainer = _fit(model, batch, 3)
+    trainer = fit(model, batch, 3)
     for sched in trainer.lr_scheduler_configs:
         assert sched.scheduler.last_epoch == 3
     lrs = [c.scheduler.get_last_lr()[0] for c in trainer.lr_scheduler_configs]
@@ -77,7 +56,7 @@ def test_schedulers_advance_every_step(tiny_kwargs, batch):
 
 def test_losses_logged(tiny_kwargs, batch):
     model = GIOAda(**tiny_kwargs)
-    trainer = _fit(model, batch, 1)
+    trainer = fit(model, batch, 1)
     logged = set(trainer.callback_metrics)
     for key in ("train/g_seg", "train/g_depth", "train/g_adv_in", "train/g_adv_out", "train/loss_d_in",
                 "train/loss_d_out", "train/d_in_real", "train/d_in_fake", "train/d_out_real", "train/d_out_fake",
@@ -89,10 +68,10 @@ def test_no_adaptation_bypasses_g_and_never_touches_discriminators(tiny_kwargs, 
     model = GIOAda(**(tiny_kwargs | {"lam_input": 0.0, "lam_output": 0.0}))
     real, fake, labels, depths = batch
     assert torch.equal(model.translate(fake, labels, depths), fake)
-    g0, d0 = _snapshot(model.fake_transformation), _snapshot(model.input_discriminator, model.output_discriminator)
-    trainer = _fit(model, batch, 2)
-    assert _same(g0, _snapshot(model.fake_transformation))
-    assert _same(d0, _snapshot(model.input_discriminator, model.output_discriminator))
+    g0, d0 = snapshot(model.fake_transformation), snapshot(model.input_discriminator, model.output_discriminator)
+    trainer = fit(model, batch, 2)
+    assert same(g0, snapshot(model.fake_transformation))
+    assert same(d0, snapshot(model.input_discriminator, model.output_discriminator))
     assert "train/g_adv_in" not in trainer.callback_metrics and "train/loss_d_in" not in trainer.callback_metrics
 
 
@@ -100,9 +79,9 @@ def test_no_adaptation_bypasses_g_and_never_touches_discriminators(tiny_kwargs, 
                                              ("lam_output", "output_discriminator")])
 def test_a_zero_lambda_switches_its_adversary_off(tiny_kwargs, batch, off, unchanged):
     model = GIOAda(**(tiny_kwargs | {off: 0.0}))
-    before = _snapshot(getattr(model, unchanged))
-    _fit(model, batch, 2)
-    assert _same(before, _snapshot(getattr(model, unchanged)))
+    before = snapshot(getattr(model, unchanged))
+    fit(model, batch, 2)
+    assert same(before, snapshot(getattr(model, unchanged)))
 
 
 NO_GEOMETRY = {"lam_depth": 0.0, "transform_depth": False, "output_disc_depth": False}
@@ -143,9 +122,9 @@ def test_output_only_bypasses_g(tiny_kwargs, batch):
     model = GIOAda(**(tiny_kwargs | {"lam_input": 0.0}))
     real, fake, labels, depths = batch
     assert torch.equal(model.translate(fake, labels, depths), fake)
-    g0 = _snapshot(model.fake_transformation)
-    _fit(model, batch, 2)
-    assert _same(g0, _snapshot(model.fake_transformation))
+    g0 = snapshot(model.fake_transformation)
+    fit(model, batch, 2)
+    assert same(g0, snapshot(model.fake_transformation))
 
 
 def test_generator_loss_is_the_weighted_sum(tiny_kwargs, batch):
@@ -189,10 +168,10 @@ def test_a_non_finite_loss_stops_before_any_weight_changes(tiny_kwargs, batch, p
     (real if poisoned == "real" else depths)[0, 0, 0, 0] = float("nan")
     no_adversary = {"lam_input": 0.0, "lam_output": 0.0} if poisoned == "depth" else {}
     model = GIOAda(**(tiny_kwargs | no_adversary))
-    before = _snapshot(model)
+    before = snapshot(model)
     with pytest.raises(FloatingPointError, match="discriminator" if poisoned == "real" else "generator"):
-        _fit(model, (real, fake, labels, depths), 1)
-    assert _same(before, _snapshot(model))
+        fit(model, (real, fake, labels, depths), 1)
+    assert same(before, snapshot(model))
 
 
 def test_translate_with_a_seed_is_repeatable_and_leaves_the_global_rng_alone(tiny_kwargs, batch):
@@ -221,7 +200,7 @@ def test_training_step_equals_separate_d_then_g_steps(tiny_kwargs, batch):
     separate = GIOAda(**tiny_kwargs)
     separate.load_state_dict(fused.state_dict())
     fused.configure_optimizers = lambda: _sgd(fused)
-    _fit(fused, batch, 1)
+    fit(fused, batch, 1)
 
     (opt_g, opt_d), _ = _sgd(separate)
     with torch.no_grad():
@@ -230,7 +209,7 @@ def test_training_step_equals_separate_d_then_g_steps(tiny_kwargs, batch):
     before_g = separate.forward_pass(*batch, generator=torch.Generator().manual_seed(separate.noise_seed))
     g_terms = separate.generator_step(batch, opt_g, before_g)
     assert {"d_in", "d_out"} <= d_terms.keys() and {"seg", "depth", "adv_in", "adv_out"} <= g_terms.keys()
-    moved = [not torch.equal(a, b) for a, b in zip(_snapshot(separate), _snapshot(GIOAda(**tiny_kwargs)))]
+    moved = [not torch.equal(a, b) for a, b in zip(snapshot(separate), snapshot(GIOAda(**tiny_kwargs)))]
     assert any(moved)
     for (name, a), b in zip(fused.named_parameters(), separate.parameters()):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=name)
@@ -247,10 +226,10 @@ def test_training_noise_comes_from_a_private_generator(tiny_kwargs, batch):
             torch.rand(disturb)
 
         model.on_train_batch_start = draw
-        _fit(model, batch, 2)
-        return _snapshot(model)
+        fit(model, batch, 2)
+        return snapshot(model)
 
-    assert _same(weights_after_two_steps(1), weights_after_two_steps(5))
+    assert same(weights_after_two_steps(1), weights_after_two_steps(5))
 
 
 def test_todays_training_step_follows_the_reference_step():
@@ -261,13 +240,13 @@ def test_todays_training_step_follows_the_reference_step():
     batch = make_batch(2, 32, 96)
     (ref, ref_opts), (new, new_opts) = (fresh_model(v, task_width=8, transform_width=8, disc_width=8)
                                         for v in ("baseline", "current"))
-    assert _same(_snapshot(ref), _snapshot(new))
-    start = _snapshot(new)
+    assert same(snapshot(ref), snapshot(new))
+    start = snapshot(new)
     for _ in range(3):
         baseline_step(ref, batch, ref_opts)
         current_step(new, batch, new_opts)
-    moved = torch.cat([(b - a).abs().flatten() for a, b in zip(start, _snapshot(new))]).mean().item()
-    apart = torch.cat([(b - a).abs().flatten() for a, b in zip(_snapshot(ref), _snapshot(new))]).mean().item()
+    moved = torch.cat([(b - a).abs().flatten() for a, b in zip(start, snapshot(new))]).mean().item()
+    apart = torch.cat([(b - a).abs().flatten() for a, b in zip(snapshot(ref), snapshot(new))]).mean().item()
     assert moved > 1e-5                  # Adam moves weights by about the lr a step: OneCycle starts at 4e-5
     # Measured: 2e-10 apart against 6e-5 moved. Means, not maxima: Adam's first steps move a weight by about
     # ±lr whatever its gradient's size, so rounding may flip a few near-zero gradients; λ_out 5% larger in

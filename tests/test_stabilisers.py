@@ -8,7 +8,7 @@ from gioada import GIOAda
 from gioada.ablation import collapses
 from gioada.classes import IGNORE_INDEX
 from gioada.config import ModelConfig
-from test_module import _fit, _same, _snapshot
+from training import fit, same, snapshot
 
 pytestmark = pytest.mark.isa
 
@@ -83,22 +83,22 @@ def test_label_smoothing_moves_only_the_discriminators_real_target(tiny_kwargs, 
 def test_warmup_trains_t_alone_then_the_adversaries_join(tiny_kwargs, batch):
     torch.manual_seed(0)
     model = GIOAda(**tiny_kwargs | {"num_steps_per_epoch": 3}, warmup_steps=2)
-    g0 = _snapshot(model.fake_transformation)
-    d0 = _snapshot(model.input_discriminator, model.output_discriminator)
-    t0 = _snapshot(model.task_network)
-    _fit(model, batch, 2)
-    assert _same(_snapshot(model.fake_transformation), g0)
-    assert _same(_snapshot(model.input_discriminator, model.output_discriminator), d0)
-    assert not _same(_snapshot(model.task_network), t0)
-    _fit(model, batch, 1)                                   # step 3: past the warm-up
-    assert not _same(_snapshot(model.input_discriminator, model.output_discriminator), d0)
-    assert not _same(_snapshot(model.fake_transformation), g0)
+    g0 = snapshot(model.fake_transformation)
+    d0 = snapshot(model.input_discriminator, model.output_discriminator)
+    t0 = snapshot(model.task_network)
+    fit(model, batch, 2)
+    assert same(snapshot(model.fake_transformation), g0)
+    assert same(snapshot(model.input_discriminator, model.output_discriminator), d0)
+    assert not same(snapshot(model.task_network), t0)
+    fit(model, batch, 1)                                   # step 3: past the warm-up
+    assert not same(snapshot(model.input_discriminator, model.output_discriminator), d0)
+    assert not same(snapshot(model.fake_transformation), g0)
 
 
 def test_ema_validates_and_is_what_training_leaves(tiny_kwargs, batch):
     torch.manual_seed(0)
     model = GIOAda(**tiny_kwargs, ema_decay=0.9)
-    _fit(model, batch, 4)                                   # on_train_end: the average becomes the weights
+    fit(model, batch, 4)                                   # on_train_end: the average becomes the weights
     ema = [e.clone() for e in model._ema]
     assert all(torch.equal(p.detach(), e) for p, e in zip(model._averaged(), ema))
     # The average lags the live weights: swapped in for validation and out again afterwards.
