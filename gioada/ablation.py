@@ -30,6 +30,7 @@ from typing import Any, Sequence
 import torch
 
 from .checkpoint import CONFIG, LOG, METRICS, RUN_INFO, read_json
+from .constants import COLLAPSE_MARGIN
 from .inference import inference_mode, predicted_classes
 
 # Row name -> train flags. The first six are the paper's ablation; the three split rows switch off one use
@@ -52,7 +53,6 @@ ROWS: dict[str, tuple[str, ...]] = {
 TRAIN_ARGS = ("--steps", "3000", "--val-every", "500", "--eval-scenes", "500", "--half")
 SEEDS = (0, 1, 2)
 THIN = ("pole", "traffic light", "traffic sign")
-COLLAPSE_MARGIN = 10.0   # mIoU points below the row's median over seeds
 
 # The stabiliser screen (issue 26): the full method with one candidate each, 5 seeds, at a length that still
 # shows gioada's collapses. The first six change only the optimisation; label-dropout changes the objective.

@@ -36,6 +36,8 @@ from gioada.app.registry import ModelRegistry
 from gioada.train import train
 from gioada.app.uploads import WORK_PIXELS, fit_to, load_upload
 from gioada.app.validation import check_number
+from gioada.app.ui.cards import progress_html
+from html import escape as html_escape
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file
@@ -206,11 +208,30 @@ def test_finetune_two_steps_saves_a_selectable_run(served, dirs):
     assert "--height 128 --width 384 --crop-height 32 --crop-width 96" in read_json(dirs["runs"] / "escape-me",
                                                                                    "run.json")["command"]
     assert (dirs["runs"] / "escape-me" / "log.csv").read_text().startswith("step,")
+    # The collapse watch measured the start and the end on its held-out scenes.
+    watch = demo.gioada["finetune"].current.snapshot().watch
+    assert [step for step, _ in watch] == [0, 2] and all(0 <= m <= 100 for _, m in watch)
     # The new run is offered in Explore and works there; the shipped models were not touched.
     assert "runs/escape-me" in demo.gioada["registry"].keys()
     client.predict("runs/escape-me", "gioada", 2, 0.5, api_name="/explore")
     assert sorted(p.name for p in dirs["assets"].iterdir()) == ["gioada", "source-only"]
     print(f"2-step fine-tune over HTTP: {time.perf_counter() - t:.1f} s")
+
+
+def test_a_finetune_whose_watched_miou_falls_past_the_collapse_margin_is_flagged(tmp_path):
+    """The rule of the ablation's collapses (COLLAPSE_MARGIN points), against the best the run has reached."""
+    from gioada.app.finetune import FinetuneJob
+    from gioada.constants import COLLAPSE_MARGIN
+    job = FinetuneJob(FinetuneParams(), RunConfig(), tmp_path / "run")
+    for step, miou in ((0, 40.0), (10, 45.0), (20, 45.0 - COLLAPSE_MARGIN + 0.5)):
+        job._watched(step, miou)
+    assert job.snapshot().warning == ""                         # 9.5 points below its best: not a collapse
+    job._watched(30, 34.5)
+    warning = job.snapshot().warning
+    assert "fell from 45.0 (step 10) to 34.5 (step 30)" in warning and "another seed" in warning
+    job._watched(40, 20.0)
+    assert job.snapshot().warning == warning                    # flagged once, at the first collapse
+    assert html_escape(warning) in progress_html(job.snapshot())
 
 
 @pytest.mark.parametrize("over, message", [

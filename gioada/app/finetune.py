@@ -36,6 +36,7 @@ from ..checkpoint import clean_stale_temporaries, save_run
 from ..classes import VKITTI10, LabelSpace, get_label_space
 from ..cli import train_command
 from ..config import DataConfig, ModelConfig, RunConfig, scheduled
+from ..constants import COLLAPSE_MARGIN
 from ..data import eval_set, tensor_to_image
 from ..data.real import source_has_depth
 from ..inference import pick_device, predicted_classes
@@ -83,6 +84,15 @@ MAX_RUN_NAME = 48
 # per PREVIEW_SECONDS of training, and after the last step: one preview took 1.0 s at 128×384 on the 2-core
 # CPU under load, so the former preview every few steps cost a watched run much of its speed.
 PREVIEW_SECONDS = 15.0
+# With each preview, T is measured on WATCH_SCENES held-out target scenes (0.1 s each at 128×384 on one
+# thread): a run whose mIoU there falls more than the ablation's collapse margin below the best it has
+# reached (its start included) is flagged while it trains.
+WATCH_SCENES = 4
+COLLAPSE_WARNING = (
+    "Collapse warning: target mIoU on {n} held-out scenes fell from {best:.1f} (step {best_step}) to {now:.1f} "
+    "(step {step}), more than {margin:.0f} points. Adversarial training is unstable: the adversaries can "
+    "overpower T's supervised loss, and G can start to encode the labels it is given instead of the scene. "
+    "What helps: a smaller λ_in or learning rate, or another seed; Stop keeps what was trained so far.")
 
 
 class RunInProgress(RuntimeError):
@@ -251,6 +261,8 @@ class Snapshot:
     after: dict[str, Any] | None
     run_key: str | None                   # ModelRegistry key of the saved run
     params: FinetuneParams
+    watch: list[tuple[int, float]] = dataclasses.field(default_factory=list)   # (step, mIoU on WATCH_SCENES)
+    warning: str = ""                     # COLLAPSE_WARNING once the watch has seen a collapse
 
     @property
     def finished(self) -> bool:
@@ -272,6 +284,8 @@ class FinetuneJob:
         self._rate: float | None = None
         self._before = self._after = None
         self._run_key: str | None = None
+        self._watch: list[tuple[int, float]] = []
+        self._warning = ""
         self.future: Future | None = None             # the run on the compute thread; done when it ended
 
     # -- written by the run, on the compute thread -------------------------------------------------------
@@ -298,6 +312,18 @@ class FinetuneJob:
             self._version += 1
             self._cond.notify_all()
 
+    def _watched(self, step: int, miou: float) -> None:
+        """The watch's mIoU at ``step``; flags a collapse (:data:`COLLAPSE_WARNING`) the first time it is
+        more than ``COLLAPSE_MARGIN`` below the best so far."""
+        with self._cond:
+            self._watch.append((step, miou))
+            best_step, best = max(self._watch, key=lambda w: w[1])
+            if not self._warning and best - miou > COLLAPSE_MARGIN:
+                self._warning = COLLAPSE_WARNING.format(n=WATCH_SCENES, best=best, best_step=best_step, now=miou,
+                                                        step=step, margin=COLLAPSE_MARGIN)
+            self._version += 1
+            self._cond.notify_all()
+
     # -- read by anyone ----------------------------------------------------------------------------------
     @property
     def stop_requested(self) -> bool:
@@ -316,7 +342,8 @@ class FinetuneJob:
                 version=self._version, state=self._state, run_name=self.out_dir.name, step=self._step, total=total,
                 elapsed=time.perf_counter() - self._t0, steps_per_second=self._rate, eta_seconds=eta,
                 history=list(self._history), preview=self._preview, message=self._message, before=self._before,
-                after=self._after, run_key=self._run_key, params=self.params)
+                after=self._after, run_key=self._run_key, params=self.params, watch=list(self._watch),
+                warning=self._warning)
 
     def updates(self, min_interval: float = 0.75, timeout: float = 3600 * 24) -> Iterator[Snapshot]:
         """Snapshots as the run progresses, at most one per ``min_interval`` s, ending with the final one."""
@@ -344,8 +371,9 @@ class _Progress:
     Lightning's hooks; :func:`_progress` makes it a ``Callback`` once Lightning is imported."""
 
     def __init__(self, job: FinetuneJob, preview_scene: tuple[torch.Tensor, ...], space_name: str,
-                 compute: ComputeThread) -> None:
+                 compute: ComputeThread, watch: tuple[torch.Tensor, torch.Tensor]) -> None:
         self.job, self.scene, self.space, self.compute = job, preview_scene, get_label_space(space_name), compute
+        self.watch = watch                            # WATCH_SCENES target images N×3×H×W, labels N×H×W
         self.module: GIOAda | None = None
         self.good_state: dict[str, torch.Tensor] | None = None   # the weights before the current step
         self._live: list[torch.Tensor] = []                       # the module's state tensors, in the same order
@@ -385,6 +413,7 @@ class _Progress:
         image = None
         if time.monotonic() - self.previewed >= PREVIEW_SECONDS and self.steps < self.job.cfg.steps:
             image = preview(pl_module, *self.scene, space=self.space)
+            self.job._watched(self.steps, watch_miou(pl_module, *self.watch))
             self.previewed = time.monotonic()
         self.job._record(self.steps, metrics, image)
         if self.job.stop_requested:
@@ -394,18 +423,33 @@ class _Progress:
         # The trained weights' preview, after the training loop (train's timer has stopped), as evaluation.
         if self.steps:
             self.job._record(self.steps, {}, preview(pl_module, *self.scene, space=self.space))
+            self.job._watched(self.steps, watch_miou(pl_module, *self.watch))
         self.job._update(state="evaluating", message="Evaluating on held-out target scenes…")
 
 
 def _progress(job: FinetuneJob, preview_scene: tuple[torch.Tensor, ...], space_name: str,
-              compute: ComputeThread) -> _Progress:
-    return _progress_class()(job, preview_scene, space_name, compute)
+              compute: ComputeThread, watch: tuple[torch.Tensor, torch.Tensor]) -> _Progress:
+    return _progress_class()(job, preview_scene, space_name, compute, watch)
 
 
 @functools.cache
 def _progress_class() -> type[_Progress]:
     from pytorch_lightning.callbacks import Callback
     return type("ProgressCallback", (_Progress, Callback), {})
+
+
+@no_grad
+def watch_miou(model: GIOAda, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """mIoU (%) of ``model`` on target images N×3×H×W with labels N×H×W (their pooled confusion)."""
+    from ..metrics import confusion, miou_of          # torchmetrics: loaded with the model already
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        pred = predicted_classes(model(images.to(device))[0]).cpu()
+    finally:
+        model.train(was_training)
+    return 100 * miou_of(confusion(pred, labels, model.hparams.num_classes))
 
 
 @no_grad
@@ -553,15 +597,16 @@ class FinetuneManager:
             if cfg.init_from:      # the starting model predicts as it always did: at its own training crop
                 start.window = load_run_config(cfg.init_from).data.window
             before = evaluate(start, cfg.data, "target", self.eval_scenes, between=self.compute.serve_waiting)
-            scene = _preview_scene(cfg)
+            scene, watch = _preview_scene(cfg), _watch_scenes(cfg)
             job._record(0, {}, preview(start, *scene, space=get_label_space(cfg.data.label_space)))
+            job._watched(0, watch_miou(start, *watch))
             del start
             if job.stop_requested:
                 job._update(before=before, state="stopped", message=_STOPPED_EARLY)
                 return
             job._update(before=before, message="Training…")
             # 2. Train, streaming progress.
-            progress = _progress(job, scene, cfg.data.label_space, self.compute)
+            progress = _progress(job, scene, cfg.data.label_space, self.compute, watch)
             result = train(cfg, None, callbacks=[progress, *extra], progress=False, eval_scenes=self.eval_scenes,
                            command=_command(cfg, job.out_dir, self.eval_scenes), between=self.compute.serve_waiting)
             stopped = job.stop_requested and result.info.get("interrupted", False)
@@ -646,6 +691,12 @@ def _preview_scene(cfg: RunConfig) -> tuple[torch.Tensor, ...]:
     simulator, both are held-out scene 0 (one layout, two domains); with datasets, each one's first image."""
     image, labels, depth = eval_set(cfg.data, "source", 1)[0]
     return image, labels, depth, eval_set(cfg.data, "target", 1)[0][0]
+
+
+def _watch_scenes(cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``WATCH_SCENES`` held-out target scenes at the run's size: images N×3×H×W, labels N×H×W."""
+    items = [eval_set(cfg.data, "target", WATCH_SCENES)[i] for i in range(WATCH_SCENES)]
+    return torch.stack([it[0] for it in items]), torch.stack([it[1] for it in items])
 
 
 def _write_csv(history: list[dict[str, float]], path: Path) -> None:

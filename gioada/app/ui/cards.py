@@ -107,7 +107,9 @@ def progress_html(snap: Snapshot | None) -> str:
             f'<div style="height:100%;width:{pct:.1f}%;background:{color}"></div></div>'
             f'<div style="margin-top:5px;color:#445">{" · ".join(b for b in bits if b)}</div>'
             f'<div style="margin-top:6px;color:{color if snap.finished else "#334"}">{html.escape(snap.message)}</div>'
-            f'</div>')
+            + (f'<div class="gio-warning" style="margin-top:6px;color:#b40426">{html.escape(snap.warning)}</div>'
+               if snap.warning else '') +
+            '</div>')
 
 
 def result_html(snap: Snapshot | None) -> str:
