@@ -1,0 +1,62 @@
+"""bf16 inference on the CPU: is it worth it for Explore? Times T's window-by-window prediction and both
+discriminators (``GIOAda.judge``, what an Explore click runs per model) in float32 and under bf16 autocast, on
+one thread (as the app's calls run), and evaluates each shipped model both ways on the same held-out scenes.
+bf16 pays only on CPUs with native bf16 (AVX512_BF16 or AMX); elsewhere oneDNN emulates it.
+
+    python bench/bench_bf16.py [--scenes 100] [--models gioada source-only oracle]
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import platform
+import statistics
+import time
+
+import torch
+
+from gioada.checkpoint import load_run_config
+from gioada.evaluate import evaluate
+from gioada.pretrained import load_pretrained, resolve_run
+
+
+def _bf16():
+    return torch.autocast("cpu", dtype=torch.bfloat16)
+
+
+def _median_ms(fn, n: int = 7) -> float:
+    fn()
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--scenes", type=int, default=100)
+    p.add_argument("--models", nargs="+", default=["gioada", "source-only", "oracle"])
+    a = p.parse_args()
+    torch.set_num_threads(1)
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    print(f"CPU: {platform.processor() or platform.machine()}; oneDNN native bf16: {native}; torch {torch.__version__}")
+    for key in a.models:
+        model = load_pretrained(key).eval()
+        data = load_run_config(resolve_run(key)).data
+        x = torch.rand(3, 3, data.height, data.width) * 2 - 1
+        fp32 = _median_ms(lambda: model.judge(x))
+        with _bf16():
+            bf16 = _median_ms(lambda: model.judge(x))
+        figures = {}
+        for name, ctx in (("fp32", contextlib.nullcontext), ("bf16", _bf16)):
+            with ctx():
+                figures[name] = evaluate(model, data, "target", a.scenes)["miou"]
+        print(f"{key}: judge of 3 frames {data.height}×{data.width} on one thread: fp32 {fp32:.0f} ms, "
+              f"bf16 {bf16:.0f} ms ({fp32 / bf16:.2f}×); target mIoU on {a.scenes} scenes: fp32 "
+              f"{figures['fp32']:.2f}, bf16 {figures['bf16']:.2f} (Δ {figures['bf16'] - figures['fp32']:+.2f})")
+
+
+if __name__ == "__main__":
+    main()
