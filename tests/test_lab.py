@@ -195,6 +195,17 @@ def test_one_lab_trains_at_a_time_and_pause_stops_play(registry):
     assert a.steps == steps                                        # paused means paused
 
 
+def test_a_step_button_waits_its_turn_for_the_one_lab_slot(lab):
+    slot, fg = TrainingSlot(), Foreground()
+    assert slot.acquire("another learner")
+    with pytest.raises(ValueError, match="another learner's lab is training right now"):
+        lab.step_in_turn("d", slot=slot, foreground=fg, wait=0.0)
+    assert lab.steps == 0 and slot.owner == "another learner"     # refused: nothing stepped, the slot kept
+    slot.release("another learner")
+    lab.step_in_turn("d", slot=slot, foreground=fg, wait=0.0)
+    assert lab.d_steps == 1 and slot.owner is None                 # stepped, and the slot given back
+
+
 def test_status_speaks_plainly():
     p = {"D_in · target": 0.9, "D_in · G(source)": 0.1, "D_out · T(target)": 0.5, "D_out · T(G(source))": 0.5}
     assert lab_status(p, True, True).startswith("D_in is winning")

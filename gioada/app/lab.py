@@ -263,6 +263,20 @@ class Lab:
         """One D step (``"d"``), one G step (``"g"``) or one training step (``"both"``); returns logged numbers."""
         return self.compute(self._step, kind)
 
+    def step_in_turn(self, kind: str = "both", slot: TrainingSlot = SLOT, foreground: Foreground = FOREGROUND,
+                     wait: float = 3.0) -> dict[str, float]:
+        """:meth:`step` as a learner's button press: holding the machine's one lab slot (waiting up to ``wait``
+        s for another learner's lab to give it up) and after any Explore click in progress."""
+        if not slot.acquire(self.owner, timeout=wait):
+            raise ValueError("another learner's lab is training right now (one lab trains at a time on this "
+                             "machine): press the step button again in a moment")
+        try:
+            foreground.wait_idle()
+            return self.step(kind)
+        finally:
+            if not self.playing:
+                slot.release(self.owner)
+
     def _step(self, kind: str) -> dict[str, float]:
         from ..module import train_logs       # loaded with the model already
         if kind not in ("d", "g", "both"):

@@ -12,7 +12,6 @@ from gioada.app.finetune import FinetuneManager
 from gioada.app.lab import (DEFAULT_START, LAB_BATCH, LAB_CROP, LAB_PRESETS, LabPool, LabSettings, LabView,
                             lab_preset, translation_pair)
 from gioada.app.registry import ModelRegistry
-from gioada.app.serving import FOREGROUND, SLOT
 from gioada.app.ui.cards import lab_html
 from gioada.app.ui.widgets import PLOTS_HELP, SCRATCH, curve_plots, curve_values, diagram_image, friendly, session
 from gioada.config import DataConfig
@@ -201,15 +200,7 @@ def learn_tab(manager: FinetuneManager, data: DataConfig | None) -> LearnTab:
     @friendly
     def step(kind: str, request: gr.Request) -> list[Any]:
         lab = labs.get(session(request))
-        if not SLOT.acquire(lab.owner, timeout=3.0):
-            raise ValueError("another learner's lab is training right now (one lab trains at a time on this "
-                             "machine): press the step button again in a moment")
-        try:
-            FOREGROUND.wait_idle()
-            lab.step(kind)
-        finally:
-            if not lab.playing:
-                SLOT.release(lab.owner)
+        lab.step_in_turn(kind)
         return lab_values(lab.view())
 
     @friendly
