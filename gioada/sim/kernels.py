@@ -36,136 +36,160 @@ def _bbox(xs, ys, zs, f, cx, cy, cam_h, width, height):
 
 @njit(cache=True, nogil=True)
 def rasterise(prims, xn, yn, f, cx, cy, cam_h, depth, labels, color, face_shade, sun, lighting, pattern_rgb, lamps):
-    """Draw every primitive (rows of ``prims``) nearer than the z-buffer ``depth`` (H×W).
+    """Draw every primitive (rows of ``prims``: boxes, spheres and plates) nearer than the z-buffer
+    ``depth`` (H×W) into it, ``labels`` (H×W) and ``color`` (H×W×3).
 
     xn (W,): X/Z per column; yn (H,): (cam_h - Y)/Z per row; face_shade (5,): front, -X, +X, top, bottom;
     pattern_rgb (3, 3): window, glass and tail-light colours; lamps (3, 3): red, amber, green.
     """
-    height, width = depth.shape
-    xs, ys, zs = np.empty(8), np.empty(8), np.empty(8)
-    soft = _SOFT_LIGHT
+    xs, ys, zs = np.empty(8), np.empty(8), np.empty(8)     # corners of the primitive drawn, reused
     for i in range(prims.shape[0]):
         p = prims[i]
-        kind, cls = int(p[0]), np.uint8(p[1])
+        kind = int(p[0])
         if kind == BOX:
-            x0, x1, y0, y1, z0, z1 = p[2], p[3], p[4], p[5], p[6], p[7]
-            if z1 <= NEAR:
-                continue
-            for k in range(8):
-                xs[k] = x0 if k & 1 == 0 else x1
-                ys[k] = y0 if k & 2 == 0 else y1
-                zs[k] = max(z0, NEAR) if k & 4 == 0 else z1
-            v0, v1, u0, u1 = _bbox(xs, ys, zs, f, cx, cy, cam_h, width, height)
-            pattern = int(p[11])
-            for v in range(v0, v1):
-                b = yn[v]
-                for u in range(u0, u1):
-                    a = xn[u]
-                    best, face, lu, ly = np.inf, -1, 0.0, 0.0
-                    if z0 >= NEAR:  # the face towards the camera
-                        x, y = a * z0, cam_h - b * z0
-                        if x0 <= x <= x1 and y0 <= y <= y1:
-                            best, face, lu, ly = z0, 0, x - x0, y
-                    if x0 > 0 and a > 0:  # left face (normal -X) of an object to the right
-                        z = x0 / a
-                        y = cam_h - b * z
-                        if z0 <= z <= z1 and y0 <= y <= y1 and z < best:
-                            best, face, lu, ly = z, 1, z - z0, y
-                    if x1 < 0 and a < 0:  # right face (normal +X) of an object to the left
-                        z = x1 / a
-                        y = cam_h - b * z
-                        if z0 <= z <= z1 and y0 <= y <= y1 and z < best:
-                            best, face, lu, ly = z, 2, z - z0, y
-                    if y1 < cam_h and b > 0:  # top, seen from above
-                        z = (cam_h - y1) / b
-                        x = a * z
-                        if z0 <= z <= z1 and x0 <= x <= x1 and z < best:
-                            best, face, lu, ly = z, 3, x - x0, y1
-                    if y0 > cam_h and b < 0:  # bottom, seen from below
-                        z = (cam_h - y0) / b
-                        x = a * z
-                        if z0 <= z <= z1 and x0 <= x <= x1 and z < best:
-                            best, face, lu, ly = z, 4, x - x0, y0
-                    if face < 0 or best < NEAR or best >= depth[v, u]:
-                        continue
-                    r, g, bl = p[8], p[9], p[10]
-                    if pattern == WINDOWS and face <= 2:
-                        fu, fv = (lu % p[12]) / p[12], (ly % p[13]) / p[13]
-                        if 0.3 < fu < 0.3 + p[14] and 0.35 < fv < 0.8 and 1.5 < ly < y1 - 0.8:
-                            r, g, bl = pattern_rgb[0, 0], pattern_rgb[0, 1], pattern_rgb[0, 2]
-                    elif pattern == GLASS and face != 3:
-                        r, g, bl = pattern_rgb[1, 0], pattern_rgb[1, 1], pattern_rgb[1, 2]
-                    elif pattern == REAR and face == 0 and 0.6 < ly < 0.82 and (lu < 0.28 or lu > x1 - x0 - 0.28):
-                        r, g, bl = pattern_rgb[2, 0], pattern_rgb[2, 1], pattern_rgb[2, 2]
-                    elif pattern == LAMPS and face == 0:
-                        dx = lu + x0 - (x0 + x1) / 2
-                        for k in range(3):
-                            dy = ly - (y1 - 0.2 - 0.3 * k)
-                            if dx * dx + dy * dy < 0.11 ** 2:
-                                dim = 1.0 if k == int(p[12]) else 0.25
-                                r, g, bl = lamps[k, 0] * dim, lamps[k, 1] * dim, lamps[k, 2] * dim
-                    s = face_shade[face]
-                    depth[v, u], labels[v, u] = best, cls
-                    color[v, u, 0], color[v, u, 1], color[v, u, 2] = r * s, g * s, bl * s
+            _box(p, xn, yn, f, cx, cy, cam_h, depth, labels, color, face_shade, pattern_rgb, lamps, xs, ys, zs)
         elif kind == SPHERE:
-            sx, sy, sz, rad = p[2], p[3], p[4], p[5]
-            if sz + rad <= NEAR:
-                continue
-            for k in range(4):
-                xs[k] = sx - rad if k & 1 == 0 else sx + rad
-                ys[k] = sy - rad if k & 2 == 0 else sy + rad
-                zs[k] = sz - rad
-            v0, v1, u0, u1 = _bbox(xs[:4], ys[:4], zs[:4], f, cx, cy, cam_h, width, height)
-            dy = sy - cam_h
-            cc = sx * sx + dy * dy + sz * sz - rad * rad
-            for v in range(v0, v1):
-                b = yn[v]
-                for u in range(u0, u1):
-                    a = xn[u]
-                    # Ray (a t, cam_h - b t, t): the near root t of |ray - centre|² = r² is the depth.
-                    qa = a * a + b * b + 1
-                    bh = a * sx - b * dy + sz
-                    disc = bh * bh - qa * cc
-                    if disc <= 0:
-                        continue
-                    z = (bh - math.sqrt(disc)) / qa
-                    if z < NEAR or z >= depth[v, u]:
-                        continue
-                    nx, ny, nz = (a * z - sx) / rad, (cam_h - b * z - sy) / rad, (z - sz) / rad
-                    flat = 0.78 + 0.3 * (nx * soft[0] + ny * soft[1] + nz * soft[2])
-                    lit = 0.5 + 0.7 * max(nx * sun[0] + ny * sun[1] + nz * sun[2], 0.0)
-                    s = flat + lighting * (lit - flat)
-                    depth[v, u], labels[v, u] = z, cls
-                    color[v, u, 0], color[v, u, 1], color[v, u, 2] = p[8] * s, p[9] * s, p[10] * s
+            _sphere(p, xn, yn, f, cx, cy, cam_h, depth, labels, color, sun, lighting, xs, ys, zs)
         else:
-            px, py, pz, w, h, shape = p[2], p[3], p[4], p[5], p[6], int(p[7])
-            if pz <= NEAR:
+            _plate(p, xn, yn, f, cx, cy, cam_h, depth, labels, color, face_shade, xs, ys, zs)
+
+
+@njit(cache=True, nogil=True)
+def _box(p, xn, yn, f, cx, cy, cam_h, depth, labels, color, face_shade, pattern_rgb, lamps, xs, ys, zs):
+    """An axis-aligned box (buildings, vehicles, poles, lights): its nearest face per pixel, with its pattern."""
+    height, width = depth.shape
+    cls = np.uint8(p[1])
+    x0, x1, y0, y1, z0, z1 = p[2], p[3], p[4], p[5], p[6], p[7]
+    if z1 <= NEAR:
+        return
+    for k in range(8):
+        xs[k] = x0 if k & 1 == 0 else x1
+        ys[k] = y0 if k & 2 == 0 else y1
+        zs[k] = max(z0, NEAR) if k & 4 == 0 else z1
+    v0, v1, u0, u1 = _bbox(xs, ys, zs, f, cx, cy, cam_h, width, height)
+    pattern = int(p[11])
+    for v in range(v0, v1):
+        b = yn[v]
+        for u in range(u0, u1):
+            a = xn[u]
+            best, face, lu, ly = np.inf, -1, 0.0, 0.0
+            if z0 >= NEAR:  # the face towards the camera
+                x, y = a * z0, cam_h - b * z0
+                if x0 <= x <= x1 and y0 <= y <= y1:
+                    best, face, lu, ly = z0, 0, x - x0, y
+            if x0 > 0 and a > 0:  # left face (normal -X) of an object to the right
+                z = x0 / a
+                y = cam_h - b * z
+                if z0 <= z <= z1 and y0 <= y <= y1 and z < best:
+                    best, face, lu, ly = z, 1, z - z0, y
+            if x1 < 0 and a < 0:  # right face (normal +X) of an object to the left
+                z = x1 / a
+                y = cam_h - b * z
+                if z0 <= z <= z1 and y0 <= y <= y1 and z < best:
+                    best, face, lu, ly = z, 2, z - z0, y
+            if y1 < cam_h and b > 0:  # top, seen from above
+                z = (cam_h - y1) / b
+                x = a * z
+                if z0 <= z <= z1 and x0 <= x <= x1 and z < best:
+                    best, face, lu, ly = z, 3, x - x0, y1
+            if y0 > cam_h and b < 0:  # bottom, seen from below
+                z = (cam_h - y0) / b
+                x = a * z
+                if z0 <= z <= z1 and x0 <= x <= x1 and z < best:
+                    best, face, lu, ly = z, 4, x - x0, y0
+            if face < 0 or best < NEAR or best >= depth[v, u]:
                 continue
-            for k in range(4):
-                xs[k] = px - w / 2 if k & 1 == 0 else px + w / 2
-                ys[k] = py - h / 2 if k & 2 == 0 else py + h / 2
-                zs[k] = pz
-            v0, v1, u0, u1 = _bbox(xs[:4], ys[:4], zs[:4], f, cx, cy, cam_h, width, height)
-            s = face_shade[0]
-            for v in range(v0, v1):
-                pv = (cam_h - yn[v] * pz - py) / h
-                for u in range(u0, u1):
-                    pu = (xn[u] * pz - px) / w
-                    if shape == CIRCLE:
-                        inside = pu * pu + pv * pv <= 0.25
-                    elif shape == RECT:
-                        inside = abs(pu) <= 0.5 and abs(pv) <= 0.5
-                    elif shape == DIAMOND:
-                        inside = abs(pu) + abs(pv) <= 0.5
-                    else:
-                        inside = pv >= -0.5 and abs(pu) <= 0.5 * (0.5 - pv)
-                    if not inside or pz >= depth[v, u]:
-                        continue
-                    depth[v, u], labels[v, u] = pz, cls
-                    if shape == RECT and max(abs(pu), abs(pv)) > 0.4:  # a white border
-                        color[v, u, 0], color[v, u, 1], color[v, u, 2] = 240.0 * s, 240.0 * s, 240.0 * s
-                    else:
-                        color[v, u, 0], color[v, u, 1], color[v, u, 2] = p[8] * s, p[9] * s, p[10] * s
+            r, g, bl = p[8], p[9], p[10]
+            if pattern == WINDOWS and face <= 2:
+                fu, fv = (lu % p[12]) / p[12], (ly % p[13]) / p[13]
+                if 0.3 < fu < 0.3 + p[14] and 0.35 < fv < 0.8 and 1.5 < ly < y1 - 0.8:
+                    r, g, bl = pattern_rgb[0, 0], pattern_rgb[0, 1], pattern_rgb[0, 2]
+            elif pattern == GLASS and face != 3:
+                r, g, bl = pattern_rgb[1, 0], pattern_rgb[1, 1], pattern_rgb[1, 2]
+            elif pattern == REAR and face == 0 and 0.6 < ly < 0.82 and (lu < 0.28 or lu > x1 - x0 - 0.28):
+                r, g, bl = pattern_rgb[2, 0], pattern_rgb[2, 1], pattern_rgb[2, 2]
+            elif pattern == LAMPS and face == 0:
+                dx = lu + x0 - (x0 + x1) / 2
+                for k in range(3):
+                    dy = ly - (y1 - 0.2 - 0.3 * k)
+                    if dx * dx + dy * dy < 0.11 ** 2:
+                        dim = 1.0 if k == int(p[12]) else 0.25
+                        r, g, bl = lamps[k, 0] * dim, lamps[k, 1] * dim, lamps[k, 2] * dim
+            s = face_shade[face]
+            depth[v, u], labels[v, u] = best, cls
+            color[v, u, 0], color[v, u, 1], color[v, u, 2] = r * s, g * s, bl * s
+
+
+@njit(cache=True, nogil=True)
+def _sphere(p, xn, yn, f, cx, cy, cam_h, depth, labels, color, sun, lighting, xs, ys, zs):
+    """A sphere (vegetation: a crown, a bush), shaded between a soft light and the sun by ``lighting``."""
+    height, width = depth.shape
+    cls = np.uint8(p[1])
+    soft = _SOFT_LIGHT
+    sx, sy, sz, rad = p[2], p[3], p[4], p[5]
+    if sz + rad <= NEAR:
+        return
+    for k in range(4):
+        xs[k] = sx - rad if k & 1 == 0 else sx + rad
+        ys[k] = sy - rad if k & 2 == 0 else sy + rad
+        zs[k] = sz - rad
+    v0, v1, u0, u1 = _bbox(xs[:4], ys[:4], zs[:4], f, cx, cy, cam_h, width, height)
+    dy = sy - cam_h
+    cc = sx * sx + dy * dy + sz * sz - rad * rad
+    for v in range(v0, v1):
+        b = yn[v]
+        for u in range(u0, u1):
+            a = xn[u]
+            # Ray (a t, cam_h - b t, t): the near root t of |ray - centre|² = r² is the depth.
+            qa = a * a + b * b + 1
+            bh = a * sx - b * dy + sz
+            disc = bh * bh - qa * cc
+            if disc <= 0:
+                continue
+            z = (bh - math.sqrt(disc)) / qa
+            if z < NEAR or z >= depth[v, u]:
+                continue
+            nx, ny, nz = (a * z - sx) / rad, (cam_h - b * z - sy) / rad, (z - sz) / rad
+            flat = 0.78 + 0.3 * (nx * soft[0] + ny * soft[1] + nz * soft[2])
+            lit = 0.5 + 0.7 * max(nx * sun[0] + ny * sun[1] + nz * sun[2], 0.0)
+            s = flat + lighting * (lit - flat)
+            depth[v, u], labels[v, u] = z, cls
+            color[v, u, 0], color[v, u, 1], color[v, u, 2] = p[8] * s, p[9] * s, p[10] * s
+
+
+@njit(cache=True, nogil=True)
+def _plate(p, xn, yn, f, cx, cy, cam_h, depth, labels, color, face_shade, xs, ys, zs):
+    """A plate facing the camera (a traffic sign: circle, rectangle with a white border, diamond, triangle)."""
+    height, width = depth.shape
+    cls = np.uint8(p[1])
+    px, py, pz, w, h, shape = p[2], p[3], p[4], p[5], p[6], int(p[7])
+    if pz <= NEAR:
+        return
+    for k in range(4):
+        xs[k] = px - w / 2 if k & 1 == 0 else px + w / 2
+        ys[k] = py - h / 2 if k & 2 == 0 else py + h / 2
+        zs[k] = pz
+    v0, v1, u0, u1 = _bbox(xs[:4], ys[:4], zs[:4], f, cx, cy, cam_h, width, height)
+    s = face_shade[0]
+    for v in range(v0, v1):
+        pv = (cam_h - yn[v] * pz - py) / h
+        for u in range(u0, u1):
+            pu = (xn[u] * pz - px) / w
+            if shape == CIRCLE:
+                inside = pu * pu + pv * pv <= 0.25
+            elif shape == RECT:
+                inside = abs(pu) <= 0.5 and abs(pv) <= 0.5
+            elif shape == DIAMOND:
+                inside = abs(pu) + abs(pv) <= 0.5
+            else:
+                inside = pv >= -0.5 and abs(pu) <= 0.5 * (0.5 - pv)
+            if not inside or pz >= depth[v, u]:
+                continue
+            depth[v, u], labels[v, u] = pz, cls
+            if shape == RECT and max(abs(pu), abs(pv)) > 0.4:  # a white border
+                color[v, u, 0], color[v, u, 1], color[v, u, 2] = 240.0 * s, 240.0 * s, 240.0 * s
+            else:
+                color[v, u, 0], color[v, u, 1], color[v, u, 2] = p[8] * s, p[9] * s, p[10] * s
 
 
 @njit(cache=True, nogil=True)
