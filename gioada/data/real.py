@@ -139,16 +139,17 @@ def source_has_depth(spec: str) -> bool:
 
 
 def open_dataset(spec: str, label_space: str, split: str, size: tuple[int, int], train: bool = False,
-                 seed: int = 0, crop: tuple[int, int] | None = None) -> "FolderDataset":
+                 seed: int = 0, crop: tuple[int, int] | None = None) -> "DiskDataset":
     """The ``split`` ("train", "val" or "test") of dataset ``spec`` ("KIND:PATH") at the native ``size`` (H, W),
     labelled in ``label_space``; ``train`` places windows at random (seeded by ``seed`` and the index)
     instead of centrally, and then serves a random ``crop`` (h, w) of the native frame when given."""
     kind, root = parse_spec(spec)
-    return FolderDataset(kind, root, get_label_space(label_space), split, size, train, seed, crop)
+    return DiskDataset(kind, root, get_label_space(label_space), split, size, train, seed, crop)
 
 
-class FolderDataset:
-    """Item i: ``(image 3×H×W in [-1, 1], labels H×W int64, depth 1×H×W metres)`` of ``files[i]``:
+class DiskDataset:
+    """A dataset on disk in one of its kind's official layouts (:data:`LAYOUTS`), synthetic (Virtual KITTI 2,
+    GTA5, SYNTHIA) or real (KITTI, Cityscapes): listed once, each frame read when asked for. Item i: ``(image 3×H×W in [-1, 1], labels H×W int64, depth 1×H×W metres)`` of ``files[i]``:
     the frame resized to the native ``size``, or in training a ``crop`` of it (then H×W is the crop)."""
 
     def __init__(self, kind: str, root: Path, label_space: LabelSpace, split: str, size: tuple[int, int],
@@ -309,7 +310,7 @@ class PairedTrainSet:
     equally often, and each item is a function of (seed, i) alone.
     """
 
-    def __init__(self, source: FolderDataset, target: FolderDataset, length: int, seed: int = 0) -> None:
+    def __init__(self, source: DiskDataset, target: DiskDataset, length: int, seed: int = 0) -> None:
         if not source.has_labels:
             raise ValueError(f"the source {source.kind} at {source.root} has no label files for split "
                              f"{source.split!r}; training needs them. Expected the {source.expected_layout()}")
@@ -327,7 +328,7 @@ class PairedTrainSet:
         return real, fake, labels, depth
 
 
-def as_eval_set(ds: FolderDataset, n: int) -> torch.utils.data.Subset:
+def as_eval_set(ds: DiskDataset, n: int) -> torch.utils.data.Subset:
     """``n`` labelled items ``(image, labels, depth)`` spread evenly over ``ds`` (all of it when smaller),
     so a few items still cover every sequence."""
     if not ds.has_labels:
