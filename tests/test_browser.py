@@ -204,3 +204,70 @@ def test_no_tab_overflows_a_desktop_or_a_phone_screen(url, tmp_path, width, heig
                 assert overflow <= 1, f"{tab} at {width}px is {overflow}px wider than the screen"
         finally:
             browser.close()
+
+
+def _title_scene(page) -> int:
+    import re
+    match = re.search(r"scene #(\d+) ", page.inner_text("#scene-title"))
+    return int(match.group(1)) if match else -1
+
+
+def test_every_other_control_answers_in_chromium(url, tmp_path):
+    """A smoke click of each control the other browser tests leave out, asserting what the user then sees."""
+    from PIL import Image
+    photo = tmp_path / "street.png"
+    Image.new("RGB", (300, 200), (90, 120, 160)).save(photo)
+    with _chromium_page(url, 1000) as (page, errors):
+        page.wait_for_function("document.querySelector('#a-panels img') !== null", timeout=60_000)
+        # Explore: a scene number and Enter; Random scene; an uploaded photo; Refresh model list.
+        box = page.get_by_label("Scene #")
+        box.fill("7")
+        box.press("Enter")
+        page.wait_for_selector("#scene-title >> text=scene #7 ", timeout=60_000)
+        page.get_by_role("button", name="Random scene").click()
+        page.wait_for_function("!document.querySelector('#scene-title').innerText.includes('scene #7 ')",
+                               timeout=60_000)
+        assert _title_scene(page) == int(box.input_value())          # the title names the number drawn
+        page.locator("input[type=file]").first.set_input_files(str(photo))
+        page.wait_for_selector("#scene-title >> text=Your image (300×200)", timeout=60_000)
+        assert page.get_by_text("never saw a real photograph").first.is_visible()
+        page.get_by_role("button", name="↻ Refresh model list").click()
+        page.wait_for_timeout(500)
+        assert not page.locator(".toast-body.error").count()
+
+        # Fine-tune: a preset moves the sliders; Stop with no run in progress says so.
+        page.get_by_role("tab", name="Fine-tune").click()
+        page.get_by_label("No adaptation").check()
+        page.wait_for_function("[...document.querySelectorAll('input[type=number]')]"
+                               ".some(e => e.getAttribute('aria-label')?.includes('λ_in') && +e.value === 0)",
+                               timeout=30_000)
+        # Stop with no run training leaves the card as it was (no run yet, or the last run's end), no error.
+        before = page.inner_text("#ft-progress")
+        with page.expect_response(lambda r: "/gradio_api/queue/join" in r.url):
+            page.get_by_role("button", name="■ Stop").click()
+        page.wait_for_function("!document.querySelector('#ft-progress .pending, #ft-progress .generating')",
+                               timeout=30_000)
+        page.wait_for_selector("text=there is nothing to stop", timeout=30_000)
+        assert page.inner_text("#ft-progress") == before and not page.locator(".toast-body.error").count()
+
+        # Learn: a tour step opens Explore set up for it; the last opens Fine-tune on the full method.
+        page.get_by_role("tab", name="Learn").click()
+        page.get_by_role("button", name="2 · ", exact=False).first.click()
+        page.wait_for_selector("#tour-box", state="visible", timeout=60_000)
+        assert page.inner_text("#tour-box").strip()
+        page.get_by_role("tab", name="Learn").click()
+        page.get_by_role("button", name="Train it yourself").click()
+        page.wait_for_function("[...document.querySelectorAll('input[type=radio]')]"
+                               ".some(e => e.value === 'Full GIO-Ada' && e.checked)", timeout=30_000)
+        # The lab: Reset, Step both (one D and one G step), a lesson step's explanation.
+        page.get_by_role("tab", name="Learn").click()
+        page.locator("#lab-reset").click()
+        page.wait_for_function(f"{CARD} && {CARD}.dataset.steps === '0'", timeout=60_000)
+        page.locator("#lab-step-both").click()
+        page.wait_for_function(f"{CARD}.dataset.steps === '1' && {CARD}.dataset.d === '1' && "
+                               f"{CARD}.dataset.g === '1'", timeout=60_000)
+        page.locator("#lab-lesson-0").click()
+        page.wait_for_selector("#lab-lesson >> text=Step D", timeout=60_000)
+        page.screenshot(path=str(tmp_path / "controls.png"), full_page=True)
+        assert not errors, errors
+    _keep(tmp_path, "controls.png")

@@ -91,9 +91,12 @@ def finetune_tab(manager: FinetuneManager, defaults: FinetuneParams) -> Finetune
     def apply_preset(name: str) -> tuple[float, float, float]:
         return preset(name, has_depth)
 
-    def stop() -> str:
+    def stop() -> Any:
+        if not manager.busy():             # the card stays as it is: nothing of this visitor's changes
+            gr.Info("No run is in progress: there is nothing to stop.")
+            return gr.skip()
         manager.stop()
-        return progress_html(manager.current.snapshot() if manager.current else None)
+        return progress_html(manager.current.snapshot())
 
     def status() -> dict[str, Any]:
         return manager.status()
