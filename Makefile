@@ -54,7 +54,10 @@ ablation: install
 
 # The stabiliser screen (issue 26): each candidate on top of gioada, 5 seeds, 1500 steps, resumable like the
 # ablation; then docs/screen.json and .md.
+# Runs finished in an earlier sitting come back from their committed records first (runs/ is not committed;
+# a run counts as finished when its metrics.json is there), so a new machine never retrains them.
 screen: install
+	mkdir -p runs/screen && cp -rn docs/screen/. runs/screen/
 	$(PY) -m gioada ablation --screen --jobs 2 --threads 1
 	$(PY) -m gioada ablation --screen --summary docs
 
