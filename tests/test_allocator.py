@@ -1,4 +1,5 @@
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -57,7 +58,10 @@ THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
                     reason="glibc only")
 @pytest.mark.skipif(THP.exists() and "[always]" in THP.read_text(), reason="huge pages fault 2 MB at a time")
 def test_keep_freed_memory_spares_a_training_step_its_page_faults_and_the_app_can_hand_it_back():
-    (default,), (kept, released) = run_steps("default"), run_steps("keep")
+    # The median of three processes each: one process's count varies 2.5x from run to run (2-core AMD EPYC:
+    # 2030-5090 faults a step with glibc's defaults, 270-860 kept), the median far less.
+    runs = [(run_steps("default")[0], *run_steps("keep")) for _ in range(3)]
+    default, kept, released = (statistics.median(r[k] for r in runs) for k in range(3))
     assert default > 2000                # glibc's defaults: a step's activations are faulted in anew
-    assert kept < default / 4            # measured: 4100-8500 faults a step against 180-960
+    assert kept < default / 4            # measured medians: 3000-8500 faults a step against 180-530
     assert released > 20                 # MB: the steps' freed memory, kept until release_freed_memory()
