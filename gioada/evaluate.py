@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -12,9 +13,21 @@ from .classes import get_label_space
 from .config import DataConfig
 from .data import eval_set, train_set
 from .inference import inference_mode, predicted_classes
-from .metrics import DepthMetrics, segmentation_metrics
+from .metrics import DepthMetrics, confusion, segmentation_metrics
 from .module import GIOAda
 from .sim import COMPONENTS
+
+
+@torch.no_grad()
+def label_swap(model: GIOAda, images: torch.Tensor, labels: torch.Tensor, given: torch.Tensor, depths: torch.Tensor,
+               seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Does G paint by label? G translates source ``images`` n×3×H×W with the label maps ``given`` n×H×W of
+    other scenes (depth n×1×H×W, G's noise drawn with ``seed``), and T predicts on the translations. Returns
+    the confusions (K×K) of T's prediction against the labels G was given and against the scene's own
+    ``labels`` n×H×W: a G that encodes the labels it is given makes T follow them."""
+    k = model.hparams.num_classes
+    pred = predicted_classes(model(model.translate(images, given, depths, seed=seed))[0])      # n×H×W
+    return confusion(pred, given, k), confusion(pred, labels, k)
 
 
 @torch.no_grad()

@@ -234,6 +234,22 @@ def test_a_finetune_whose_watched_miou_falls_past_the_collapse_margin_is_flagged
     assert html_escape(warning) in progress_html(job.snapshot())
 
 
+def test_a_finetune_whose_g_paints_by_label_is_flagged(tmp_path):
+    """The label-swap check: T following the labels G was given LABEL_MARGIN points more than the scene."""
+    from gioada.app.finetune import LABEL_MARGIN, FinetuneJob
+    job = FinetuneJob(FinetuneParams(), RunConfig(), tmp_path / "run")
+    job._watched(0, 40.0, (33.8, 32.5))                         # the shipped gioada's figures: not flagged
+    job._watched(10, 41.0, (30.0 + LABEL_MARGIN - 0.5, 30.0))
+    assert job.snapshot().warning == ""
+    job._watched(20, 41.0, (52.0, 31.0))
+    warning = job.snapshot().warning
+    assert "(step 20)" in warning and "mIoU 52.0 against them" in warning and "(31.0)" in warning
+    assert "Collapse" not in warning and "--lam-content" in warning
+    job._watched(30, 25.0, (55.0, 30.0))                        # then a collapse: both are said, each once
+    both = job.snapshot().warning
+    assert both.startswith(warning) and both.count("Label-painting") == 1 and "Collapse warning" in both
+
+
 @pytest.mark.parametrize("over, message", [
     (dict(lam_input="NaN"), r"lam_input=nan is out of range: expected a number in \[0, 10\]"),
     (dict(lam_output="inf"), r"lam_output=inf is out of range"),

@@ -27,7 +27,7 @@ from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -88,6 +88,17 @@ PREVIEW_SECONDS = 15.0
 # thread): a run whose mIoU there falls more than the ablation's collapse margin below the best it has
 # reached (its start included) is flagged while it trains.
 WATCH_SCENES = 4
+# The label-swap check on the same number of source scenes (gioada.evaluate.label_swap): G is given each
+# image with another scene's labels; T following those labels this many mIoU points more than the scene in
+# the image means G paints by label. (Shipped `gioada`, 8 scenes: 33.8 against 32.5; `gioada-content`: 23.2
+# against 46.8.)
+LABEL_MARGIN = 5.0
+LABEL_WARNING = (
+    "Label-painting warning (step {step}): given another scene's label map, G's translation makes T predict "
+    "those labels (mIoU {given:.1f} against them) more than the scene in the image ({scene:.1f}). G is "
+    "encoding the labels it is given instead of translating the scene, and T learns from that. What helps: "
+    "G's content constraint (the gioada-content row: python -m gioada train --lam-content 1), label dropout, "
+    "or a smaller λ_in.")
 COLLAPSE_WARNING = (
     "Collapse warning: target mIoU on {n} held-out scenes fell from {best:.1f} (step {best_step}) to {now:.1f} "
     "(step {step}), more than {margin:.0f} points. Adversarial training is unstable: the adversaries can "
@@ -312,15 +323,20 @@ class FinetuneJob:
             self._version += 1
             self._cond.notify_all()
 
-    def _watched(self, step: int, miou: float) -> None:
-        """The watch's mIoU at ``step``; flags a collapse (:data:`COLLAPSE_WARNING`) the first time it is
-        more than ``COLLAPSE_MARGIN`` below the best so far."""
+    def _watched(self, step: int, miou: float, swap: tuple[float, float] | None = None) -> None:
+        """The watch at ``step``: the target mIoU, and the label-swap check's (mIoU against the labels G was
+        given, against the scene) where G runs. Flags, once each, a collapse (:data:`COLLAPSE_WARNING`: more
+        than ``COLLAPSE_MARGIN`` below the best so far) and label painting (:data:`LABEL_WARNING`)."""
         with self._cond:
             self._watch.append((step, miou))
             best_step, best = max(self._watch, key=lambda w: w[1])
-            if not self._warning and best - miou > COLLAPSE_MARGIN:
-                self._warning = COLLAPSE_WARNING.format(n=WATCH_SCENES, best=best, best_step=best_step, now=miou,
-                                                        step=step, margin=COLLAPSE_MARGIN)
+            warnings = [self._warning] if self._warning else []
+            if "Collapse" not in self._warning and best - miou > COLLAPSE_MARGIN:
+                warnings.append(COLLAPSE_WARNING.format(n=WATCH_SCENES, best=best, best_step=best_step, now=miou,
+                                                        step=step, margin=COLLAPSE_MARGIN))
+            if swap is not None and "Label-painting" not in self._warning and swap[0] - swap[1] >= LABEL_MARGIN:
+                warnings.append(LABEL_WARNING.format(step=step, given=swap[0], scene=swap[1]))
+            self._warning = " ".join(warnings)
             self._version += 1
             self._cond.notify_all()
 
@@ -371,9 +387,9 @@ class _Progress:
     Lightning's hooks; :func:`_progress` makes it a ``Callback`` once Lightning is imported."""
 
     def __init__(self, job: FinetuneJob, preview_scene: tuple[torch.Tensor, ...], space_name: str,
-                 compute: ComputeThread, watch: tuple[torch.Tensor, torch.Tensor]) -> None:
+                 compute: ComputeThread, watch: Watch) -> None:
         self.job, self.scene, self.space, self.compute = job, preview_scene, get_label_space(space_name), compute
-        self.watch = watch                            # WATCH_SCENES target images N×3×H×W, labels N×H×W
+        self.watch = watch                            # the held-out scenes the run is watched on
         self.module: GIOAda | None = None
         self.good_state: dict[str, torch.Tensor] | None = None   # the weights before the current step
         self._live: list[torch.Tensor] = []                       # the module's state tensors, in the same order
@@ -413,7 +429,7 @@ class _Progress:
         image = None
         if time.monotonic() - self.previewed >= PREVIEW_SECONDS and self.steps < self.job.cfg.steps:
             image = preview(pl_module, *self.scene, space=self.space)
-            self.job._watched(self.steps, watch_miou(pl_module, *self.watch))
+            self.job._watched(self.steps, *watch(pl_module, self.watch))
             self.previewed = time.monotonic()
         self.job._record(self.steps, metrics, image)
         if self.job.stop_requested:
@@ -423,12 +439,12 @@ class _Progress:
         # The trained weights' preview, after the training loop (train's timer has stopped), as evaluation.
         if self.steps:
             self.job._record(self.steps, {}, preview(pl_module, *self.scene, space=self.space))
-            self.job._watched(self.steps, watch_miou(pl_module, *self.watch))
+            self.job._watched(self.steps, *watch(pl_module, self.watch))
         self.job._update(state="evaluating", message="Evaluating on held-out target scenes…")
 
 
 def _progress(job: FinetuneJob, preview_scene: tuple[torch.Tensor, ...], space_name: str,
-              compute: ComputeThread, watch: tuple[torch.Tensor, torch.Tensor]) -> _Progress:
+              compute: ComputeThread, watch: Watch) -> _Progress:
     return _progress_class()(job, preview_scene, space_name, compute, watch)
 
 
@@ -438,18 +454,37 @@ def _progress_class() -> type[_Progress]:
     return type("ProgressCallback", (_Progress, Callback), {})
 
 
+class Watch(NamedTuple):
+    """The held-out scenes a run is watched on: target images N×3×H×W and labels N×H×W; source images,
+    labels and depth N×1×H×W for the label-swap check."""
+
+    target: torch.Tensor
+    target_labels: torch.Tensor
+    source: torch.Tensor
+    source_labels: torch.Tensor
+    source_depth: torch.Tensor
+
+
 @no_grad
-def watch_miou(model: GIOAda, images: torch.Tensor, labels: torch.Tensor) -> float:
-    """mIoU (%) of ``model`` on target images N×3×H×W with labels N×H×W (their pooled confusion)."""
-    from ..metrics import confusion, miou_of          # torchmetrics: loaded with the model already
+def watch(model: GIOAda, scenes: Watch) -> tuple[float, tuple[float, float] | None]:
+    """(target mIoU %, the label-swap check's (mIoU against the labels G was given, against the scene) or
+    None when G is bypassed) of ``model`` on ``scenes``, each pooled over the scenes."""
+    from ..evaluate import label_swap                 # loaded with the training machinery already
+    from ..metrics import confusion, miou_of
     was_training = model.training
     model.eval()
     try:
         device = next(model.parameters()).device
-        pred = predicted_classes(model(images.to(device))[0]).cpu()
+        s = Watch(*(t.to(device) for t in scenes))
+        pred = predicted_classes(model(s.target)[0])
+        miou = 100 * miou_of(confusion(pred, s.target_labels, model.hparams.num_classes))
+        swap = None
+        if model.transforms:
+            given, scene = label_swap(model, s.source, s.source_labels, s.source_labels.roll(1, 0), s.source_depth)
+            swap = (100 * miou_of(given), 100 * miou_of(scene))
     finally:
         model.train(was_training)
-    return 100 * miou_of(confusion(pred, labels, model.hparams.num_classes))
+    return miou, swap
 
 
 @no_grad
@@ -597,16 +632,16 @@ class FinetuneManager:
             if cfg.init_from:      # the starting model predicts as it always did: at its own training crop
                 start.window = load_run_config(cfg.init_from).data.window
             before = evaluate(start, cfg.data, "target", self.eval_scenes, between=self.compute.serve_waiting)
-            scene, watch = _preview_scene(cfg), _watch_scenes(cfg)
+            scene, scenes = _preview_scene(cfg), _watch_scenes(cfg)
             job._record(0, {}, preview(start, *scene, space=get_label_space(cfg.data.label_space)))
-            job._watched(0, watch_miou(start, *watch))
+            job._watched(0, *watch(start, scenes))
             del start
             if job.stop_requested:
                 job._update(before=before, state="stopped", message=_STOPPED_EARLY)
                 return
             job._update(before=before, message="Training…")
             # 2. Train, streaming progress.
-            progress = _progress(job, scene, cfg.data.label_space, self.compute, watch)
+            progress = _progress(job, scene, cfg.data.label_space, self.compute, scenes)
             result = train(cfg, None, callbacks=[progress, *extra], progress=False, eval_scenes=self.eval_scenes,
                            command=_command(cfg, job.out_dir, self.eval_scenes), between=self.compute.serve_waiting)
             stopped = job.stop_requested and result.info.get("interrupted", False)
@@ -693,10 +728,11 @@ def _preview_scene(cfg: RunConfig) -> tuple[torch.Tensor, ...]:
     return image, labels, depth, eval_set(cfg.data, "target", 1)[0][0]
 
 
-def _watch_scenes(cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``WATCH_SCENES`` held-out target scenes at the run's size: images N×3×H×W, labels N×H×W."""
-    items = [eval_set(cfg.data, "target", WATCH_SCENES)[i] for i in range(WATCH_SCENES)]
-    return torch.stack([it[0] for it in items]), torch.stack([it[1] for it in items])
+def _watch_scenes(cfg: RunConfig) -> Watch:
+    """The first ``WATCH_SCENES`` held-out target and source scenes at the run's size."""
+    target, source = (eval_set(cfg.data, domain, WATCH_SCENES) for domain in ("target", "source"))
+    stack = lambda ds, j: torch.stack([ds[i][j] for i in range(len(ds))])  # noqa: E731
+    return Watch(stack(target, 0), stack(target, 1), stack(source, 0), stack(source, 1), stack(source, 2))
 
 
 def _write_csv(history: list[dict[str, float]], path: Path) -> None:
