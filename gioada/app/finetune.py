@@ -274,7 +274,7 @@ class Snapshot:
     run_key: str | None                   # ModelRegistry key of the saved run
     params: FinetuneParams
     watch: list[tuple[int, float]] = dataclasses.field(default_factory=list)   # (step, mIoU on WATCH_SCENES)
-    warning: str = ""                     # COLLAPSE_WARNING once the watch has seen a collapse
+    warning: str = ""                     # COLLAPSE_WARNING and/or LABEL_WARNING, once the watch has seen them
 
     @property
     def finished(self) -> bool:
@@ -297,7 +297,7 @@ class FinetuneJob:
         self._before = self._after = None
         self._run_key: str | None = None
         self._watch: list[tuple[int, float]] = []
-        self._warning = ""
+        self._warnings: dict[str, str] = {}             # "collapse", "labels": each said once, in order seen
         self.future: Future | None = None             # the run on the compute thread; done when it ended
 
     # -- written by the run, on the compute thread -------------------------------------------------------
@@ -331,13 +331,11 @@ class FinetuneJob:
         with self._cond:
             self._watch.append((step, miou))
             best_step, best = max(self._watch, key=lambda w: w[1])
-            warnings = [self._warning] if self._warning else []
-            if "Collapse" not in self._warning and best - miou > COLLAPSE_MARGIN:
-                warnings.append(COLLAPSE_WARNING.format(n=WATCH_SCENES, best=best, best_step=best_step, now=miou,
-                                                        step=step, margin=COLLAPSE_MARGIN))
-            if swap is not None and "Label-painting" not in self._warning and swap[0] - swap[1] >= LABEL_MARGIN:
-                warnings.append(LABEL_WARNING.format(step=step, given=swap[0], scene=swap[1]))
-            self._warning = " ".join(warnings)
+            if best - miou > COLLAPSE_MARGIN:
+                self._warnings.setdefault("collapse", COLLAPSE_WARNING.format(
+                    n=WATCH_SCENES, best=best, best_step=best_step, now=miou, step=step, margin=COLLAPSE_MARGIN))
+            if swap is not None and swap[0] - swap[1] >= LABEL_MARGIN:
+                self._warnings.setdefault("labels", LABEL_WARNING.format(step=step, given=swap[0], scene=swap[1]))
             self._version += 1
             self._cond.notify_all()
 
@@ -360,7 +358,7 @@ class FinetuneJob:
                 elapsed=time.perf_counter() - self._t0, steps_per_second=self._rate, eta_seconds=eta,
                 history=list(self._history), preview=self._preview, message=self._message, before=self._before,
                 after=self._after, run_key=self._run_key, params=self.params, watch=list(self._watch),
-                warning=self._warning)
+                warning=" ".join(self._warnings.values()))
 
     def updates(self, min_interval: float = 0.75, timeout: float = 3600 * 24) -> Iterator[Snapshot]:
         """Snapshots as the run progresses, at most one per ``min_interval`` s, ending with the final one."""
