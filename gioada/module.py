@@ -340,7 +340,7 @@ class GIOAda(pl.LightningModule):
                 [*self.input_discriminator.parameters(), *self.output_discriminator.parameters()])
 
     def _averaged(self) -> list[torch.Tensor]:
-        return [p for m in (self.fake_transformation, self.task_network) for p in m.parameters()]
+        return self.parameter_groups()[0]           # G's and T's weights
 
     def update_ema(self) -> None:
         """Move the average towards the current weights; its decay ramps up as (1 + t)/(10 + t) at first,

@@ -92,7 +92,7 @@ def finetune_tab(manager: FinetuneManager, defaults: FinetuneParams) -> Finetune
         return preset(name, has_depth)
 
     def stop() -> Any:
-        if not manager.busy():             # the card stays as it is: nothing of this visitor's changes
+        if not manager.busy():             # nothing to stop: the card stays as this visitor sees it
             gr.Info("No run is in progress: there is nothing to stop.")
             return gr.skip()
         manager.stop()

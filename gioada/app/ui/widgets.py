@@ -107,7 +107,7 @@ PLOTS_HELP = ("The curves fill in as training runs. Losses: seg and depth are T'
 def curve_plots(losses_id: str, p_real_id: str) -> tuple[gr.LinePlot, gr.LinePlot]:
     """Every loss term, and the discriminators' P(real) with chance (50%) marked: drawn by the browser from a
     few kB of points per refresh (see curve_values), not rendered on the server. Empty (no axes) until a run
-    has a step; each caption says what will appear."""
+    has a step; each label says what will appear."""
     common = dict(x="step", y="value", color="series", height=300, elem_classes="gio-plot")
     return (gr.LinePlot(None, title="Losses (every term)", color_map=LOSS_COLORS, elem_id=losses_id,
                         label="Each loss term per training step (empty until a run's first step)",
