@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -141,19 +140,19 @@ def test_live_lab_lesson_in_chromium(url, tmp_path):
         page.locator("#lab-pause").click()
         page.wait_for_function("!document.querySelector('#lab-card-box .pending, #lab-card-box .generating')",
                                timeout=30_000)
-        time.sleep(1.5)
+        # The play stream has ended (no event is updating the card); the Step D below shows that the lab
+        # itself stopped too: exactly one step, a D step, comes after the paused count.
         paused = _card(page)
-        time.sleep(1.5)
-        assert _card(page)["steps"] == paused["steps"], "the lab kept training after Pause"
         page.wait_for_function("document.querySelector('#lab-losses canvas, #lab-losses svg') !== null",
                                timeout=30_000)
         page.screenshot(path=str(tmp_path / "lab-played.png"), full_page=True)
 
         # Step D: the discriminators' bars move, G's translation does not change.
-        before, image = _card(page), page.evaluate(TRANSLATION_HASH)
+        before, image = paused, page.evaluate(TRANSLATION_HASH)
         page.locator("#lab-step-d").click()
         page.wait_for_function(f"+{CARD}.dataset.d === {int(before['d']) + 1}", timeout=60_000)
         after = _card(page)
+        assert int(after["steps"]) == int(paused["steps"]) + 1, "the lab kept training after Pause"
         assert after["dinReal"] != before["dinReal"] and after["g"] == before["g"]
         assert page.evaluate(TRANSLATION_HASH) == image and float(after["change"]) == 0
         assert "did not change" in page.inner_text("#lab-card")
