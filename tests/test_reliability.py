@@ -7,9 +7,9 @@ import io
 import os
 import subprocess
 import sys
-import time
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -205,9 +205,9 @@ _KILLED_SAVE = textwrap.dedent("""
 
 
 def test_a_save_killed_midway_is_cleaned_and_never_blocks_its_name(tmp_path):
-    from gioada.checkpoint import PARTIAL
     from gioada.app.finetune import FinetuneManager, _unique_dir
     from gioada.app.registry import ModelRegistry
+    from gioada.checkpoint import PARTIAL
     runs = tmp_path / "runs"
     out = subprocess.run([sys.executable, "-c", _KILLED_SAVE, str(runs / "my-run")], capture_output=True,
                          text=True, timeout=300, cwd=ROOT)
@@ -237,8 +237,8 @@ TINY_RUN = dict(steps=3, batch_size=2, height=32, lam_input=0.1, lam_output=0.1)
 
 
 def test_stop_while_preparing_saves_nothing(monkeypatch, tmp_path):
-    import gioada.evaluate
     import gioada.app.finetune as ft
+    import gioada.evaluate
     manager = _manager(tmp_path)
     real = gioada.evaluate.evaluate
 
@@ -483,9 +483,9 @@ def test_steps_use_one_thread_while_calls_wait_and_get_their_threads_back():
 def test_a_waiting_call_runs_between_a_runs_evaluation_batches(tmp_path):
     """While a run evaluates (before and after training) an Explore click waits one batch, not the whole
     evaluation."""
+    from gioada.app.serving import ComputeThread
     from gioada.config import DataConfig, ModelConfig, RunConfig
     from gioada.evaluate import evaluate
-    from gioada.app.serving import ComputeThread
     from gioada.train import make_model
     compute, order = ComputeThread(), []
     model = make_model(RunConfig(model=ModelConfig(task_width=8, transform_width=8, disc_width=8)))
@@ -534,7 +534,9 @@ def test_explorers_beyond_the_bound_are_told_busy_at_once_and_served_again_after
     for t in threads:
         t.start()
     assert started.acquire(timeout=5)                      # one computes, two wait: the bound is reached
-    time.sleep(0.2)
+    deadline = time.monotonic() + 5
+    while explorer._waiting < 3 and time.monotonic() < deadline:
+        time.sleep(0.005)
     t0 = time.monotonic()
     with pytest.raises(Busy, match="busy.*Try again"):
         explorer.scene([], 99)
