@@ -147,51 +147,18 @@ def open_dataset(spec: str, label_space: str, split: str, size: tuple[int, int],
     return DiskDataset(kind, root, get_label_space(label_space), split, size, train, seed, crop)
 
 
-class DiskDataset:
-    """A dataset on disk in one of its kind's official layouts (:data:`LAYOUTS`), synthetic (Virtual KITTI 2,
-    GTA5, SYNTHIA) or real (KITTI, Cityscapes): listed once, each frame read when asked for. Item i: ``(image 3×H×W in [-1, 1], labels H×W int64, depth 1×H×W metres)`` of ``files[i]``:
-    the frame resized to the native ``size``, or in training a ``crop`` of it (then H×W is the crop)."""
+class DiskListing:
+    """Which files a dataset on disk holds: the first of its kind's official layouts (:data:`LAYOUTS`) found
+    under ``root``, and ``files``, one :class:`SampleFiles` per frame of ``split``, each image's partners
+    checked to exist. Listing reads no image; errors name the layout expected."""
 
-    def __init__(self, kind: str, root: Path, label_space: LabelSpace, split: str, size: tuple[int, int],
-                 train: bool = False, seed: int = 0, crop: tuple[int, int] | None = None) -> None:
+    def __init__(self, kind: str, root: Path, split: str) -> None:
         if split not in SPLITS:
             raise ValueError(f"split={split!r} is invalid: expected one of {SPLITS}")
-        if len(size) != 2 or min(size) < 1:
-            raise ValueError(f"size={size!r} is invalid: expected (height, width) in pixels")
-        self.kind, self.root, self.label_space, self.split = kind, Path(root), label_space, split
-        self.size, self.train, self.seed = (int(size[0]), int(size[1])), train, seed
-        if crop is not None and not (0 < crop[0] <= self.size[0] and 0 < crop[1] <= self.size[1]):
-            raise ValueError(f"crop={crop!r} is invalid: expected (height, width) within the frame {self.size}")
-        self.out_size = (int(crop[0]), int(crop[1])) if train and crop else self.size   # what items hold
+        self.kind, self.root, self.split = kind, Path(root), split
         self.layout: Layout | None = None  # which of the kind's accepted layouts the folder has
         self.layout, frames = self._find_frames()
-        layout = self.layout
         self.files = self._find_files(frames)
-        self.has_labels = self.files[0].labels is not None
-        self.has_depth = layout.depth is not None
-        if layout.palette is None:
-            self._lut = id_lut(layout.classes, label_space, size=2**16)
-        else:
-            self._colours = {p: colour_table(self._palette(p), layout.classes, label_space)
-                             for p in {f.palette for f in self.files} if self.has_labels}
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.load(i, np.random.default_rng([self.seed, i]) if self.train else None)
-
-    def load(self, i: int, rng: np.random.Generator | None = None) -> tuple[torch.Tensor, ...]:
-        """Item i; when ``train``, ``rng`` places the crop window (else the centre window is used)."""
-        files = self.files[i]
-        image, window, frame = self._image(files, rng)
-        labels = torch.from_numpy(self._labels(files, window, frame).astype(np.int64))
-        depth = torch.from_numpy(self._depth(files, window, frame)).unsqueeze(0)
-        return image, labels, depth
-
-    def image(self, i: int, rng: np.random.Generator | None = None) -> torch.Tensor:
-        """Just the image 3×H×W of item i (what a target domain gives in training)."""
-        return self._image(self.files[i], rng)[0]
 
     def expected_layout(self) -> str:
         """The file patterns this dataset reads (all the accepted layouts until one is found), for errors."""
@@ -206,7 +173,15 @@ class DiskDataset:
         return (f"{self.kind} layout under {self.root} (see docs/datasets.md):\n"
                 + "\n  or\n".join(blocks))
 
-    # -- listing -----------------------------------------------------------------------------------
+    def palette(self, path: Path) -> Mapping[tuple[int, int, int], str]:
+        """The colour -> class name table of colour-coded labels: ``path``, else the layout's default."""
+        if path.is_file():
+            return read_palette(path)
+        if self.layout.default_colours is not None:
+            return self.layout.default_colours
+        raise FileNotFoundError(f"colour-coded labels need {path}, which is missing; expected the "
+                                f"{self.expected_layout()}\n  colours: {_glob(self.layout.palette)}")
+
     def _fixed(self, layout: Layout) -> dict[str, str]:
         return {} if layout.folders is None else {"split": layout.folder(self.split)}
 
@@ -261,15 +236,51 @@ class DiskDataset:
                                 f"{paths[k]} ({len(missing)} of {len(paths)} images lack one); every image needs "
                                 f"its partner in the {self.expected_layout()}")
 
-    def _palette(self, path: Path) -> Mapping[tuple[int, int, int], str]:
-        if path.is_file():
-            return read_palette(path)
-        if self.layout.default_colours is not None:
-            return self.layout.default_colours
-        raise FileNotFoundError(f"colour-coded labels need {path}, which is missing; expected the "
-                                f"{self.expected_layout()}\n  colours: {_glob(self.layout.palette)}")
 
-    # -- loading -----------------------------------------------------------------------------------
+class DiskDataset:
+    """A dataset on disk in one of its kind's official layouts, synthetic (Virtual KITTI 2, GTA5, SYNTHIA) or
+    real (KITTI, Cityscapes): listed once (:class:`DiskListing`), each frame read when asked for. Item i:
+    ``(image 3×H×W in [-1, 1], labels H×W int64, depth 1×H×W metres)`` of ``files[i]``: the frame resized to
+    the native ``size``, or in training a ``crop`` of it (then H×W is the crop)."""
+
+    def __init__(self, kind: str, root: Path, label_space: LabelSpace, split: str, size: tuple[int, int],
+                 train: bool = False, seed: int = 0, crop: tuple[int, int] | None = None) -> None:
+        if len(size) != 2 or min(size) < 1:
+            raise ValueError(f"size={size!r} is invalid: expected (height, width) in pixels")
+        size = (int(size[0]), int(size[1]))
+        if crop is not None and not (0 < crop[0] <= size[0] and 0 < crop[1] <= size[1]):
+            raise ValueError(f"crop={crop!r} is invalid: expected (height, width) within the frame {size}")
+        self.listing = listing = DiskListing(kind, root, split)
+        self.kind, self.root, self.split, self.files = kind, listing.root, split, listing.files
+        self.label_space, self.size, self.train, self.seed = label_space, size, train, seed
+        self.out_size = (int(crop[0]), int(crop[1])) if train and crop else self.size   # what items hold
+        layout = listing.layout
+        self.has_labels = self.files[0].labels is not None
+        self.has_depth = layout.depth is not None
+        if layout.palette is None:
+            self._lut = id_lut(layout.classes, label_space, size=2**16)
+        else:
+            self._colours = {p: colour_table(listing.palette(p), layout.classes, label_space)
+                             for p in {f.palette for f in self.files} if self.has_labels}
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.load(i, np.random.default_rng([self.seed, i]) if self.train else None)
+
+    def load(self, i: int, rng: np.random.Generator | None = None) -> tuple[torch.Tensor, ...]:
+        """Item i; when ``train``, ``rng`` places the crop window (else the centre window is used)."""
+        files = self.files[i]
+        image, window, frame = self._image(files, rng)
+        labels = torch.from_numpy(self._labels(files, window, frame).astype(np.int64))
+        depth = torch.from_numpy(self._depth(files, window, frame)).unsqueeze(0)
+        return image, labels, depth
+
+    def image(self, i: int, rng: np.random.Generator | None = None) -> torch.Tensor:
+        """Just the image 3×H×W of item i (what a target domain gives in training)."""
+        return self._image(self.files[i], rng)[0]
+
     def _image(self, files: SampleFiles, rng: np.random.Generator | None
                ) -> tuple[torch.Tensor, Window, tuple[Path, int, int]]:
         image = read_image(files.image)
@@ -313,7 +324,8 @@ class PairedTrainSet:
     def __init__(self, source: DiskDataset, target: DiskDataset, length: int, seed: int = 0) -> None:
         if not source.has_labels:
             raise ValueError(f"the source {source.kind} at {source.root} has no label files for split "
-                             f"{source.split!r}; training needs them. Expected the {source.expected_layout()}")
+                             f"{source.split!r}; training needs them. "
+                             f"Expected the {source.listing.expected_layout()}")
         if source.size != target.size:
             raise ValueError(f"source size {source.size} differs from target size {target.size}")
         self.source, self.target, self.length, self.seed = source, target, length, seed
@@ -333,7 +345,7 @@ def as_eval_set(ds: DiskDataset, n: int) -> torch.utils.data.Subset:
     so a few items still cover every sequence."""
     if not ds.has_labels:
         raise ValueError(f"{ds.kind} at {ds.root} has no label files for split {ds.split!r}, and evaluation "
-                         f"needs them. Expected the {ds.expected_layout()}")
+                         f"needs them. Expected the {ds.listing.expected_layout()}")
     picks = np.unique(np.linspace(0, len(ds) - 1, min(n, len(ds))).round().astype(int))
     return torch.utils.data.Subset(ds, picks.tolist())
 
