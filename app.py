@@ -31,9 +31,9 @@ from gioada.app.finetune import FinetuneManager, FinetuneParams, device_note, pr
 from gioada.app.registry import ModelRegistry
 from gioada.app.scenes import DatasetScenes, SceneSource
 from gioada.app.serving import ALLOWED_HOSTS_ENV, ComputeThread, HostCheck, OnComputeThread, allowed_hosts
+from gioada.app.ui.cards import hero_html
 from gioada.app.ui.explore_tab import EXPLORE_CONCURRENCY, ExploreTab, default_models, explore_tab
 from gioada.app.ui.finetune_tab import FinetuneTab, finetune_tab
-from gioada.app.ui.cards import hero_html
 from gioada.app.ui.learn_tab import LearnTab, learn_tab, tour_step
 from gioada.app.ui.widgets import NONE, SCRATCH, check_input_count, diagram_image
 from gioada.app.uploads import MAX_UPLOAD_BYTES

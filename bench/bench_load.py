@@ -27,8 +27,8 @@ from gradio_client import Client
 
 import app
 from gioada.app.finetune import FinetuneParams
-from gioada.inference import pick_device
 from gioada.app.serving import OnComputeThread
+from gioada.inference import pick_device
 
 
 def burst(url: str, n: int) -> None:

@@ -41,6 +41,7 @@ def main() -> None:
     if sps is None:  # measure the default CPU model's training step, data excluded
         import torch
         from bench_train import make_batch, plain_steps
+
         from gioada import GIOAda, ModelConfig
         torch.manual_seed(0)
         model = GIOAda(**{**ModelConfig().__dict__, "num_steps_per_epoch": 100})

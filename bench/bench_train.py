@@ -24,10 +24,9 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+import gioada.train  # noqa: F401  (importing it silences Lightning's console noise)
 from gioada import DataConfig, GIOAda, ModelConfig
 from gioada.inference import pick_device
-import gioada.train  # noqa: F401  (importing it silences Lightning's console noise)
-
 
 warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")   # timing only: no validation
 

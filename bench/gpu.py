@@ -72,6 +72,7 @@ def run_tests(report: Report, smoke: bool) -> None:
 
 def training_benchmark(report: Report, smoke: bool) -> None:
     import bench_train
+
     from gioada.config import DataConfig
     data = DataConfig()
     h, w = (32, 96) if smoke else (data.crop_height, data.crop_width)
@@ -96,7 +97,7 @@ def default_finetune(report: Report, smoke: bool) -> None:
 
 def ablation(report: Report, smoke: bool, budget_end: float, jobs: int, steps: int | None,
              screen: bool = False) -> Path:
-    from gioada.ablation import ABLATION, SCREEN, pending, summarise, markdown, train_all
+    from gioada.ablation import ABLATION, SCREEN, markdown, pending, summarise, train_all
     study = SCREEN if screen else ABLATION
     name = f"gpu-{study.name}" + (f"-{steps}" if steps else "") + ("-smoke" if smoke else "")
     out = ROOT / "runs" / name

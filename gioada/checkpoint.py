@@ -60,7 +60,7 @@ def save_run(out_dir: str | Path, model: GIOAda, cfg: RunConfig, *, metrics: dic
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         (tmp / PARTIAL).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
-        from safetensors.torch import save_file      # imports torch: only where weights are written or read
+        from safetensors.torch import save_file  # imports torch: only where weights are written or read
         state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
                  for k, v in model.state_dict().items() if not k.startswith("val_")}
         save_file(state, str(tmp / WEIGHTS))

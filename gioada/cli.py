@@ -13,7 +13,6 @@ from .allocator import keep_freed_memory
 from .classes import get_label_space
 from .config import RunConfig, with_overrides
 
-
 # train's flags and the RunConfig keys they set. Only the flags given override the starting config
 # (--config FILE, or the defaults), so a saved config.json re-runs as it was, with chosen changes.
 _TRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
@@ -246,6 +245,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 def cmd_render(a: argparse.Namespace) -> int:
     from PIL import Image
     from tqdm import tqdm
+
     from .sim import Shift, render
     from .viz import colorize_depth, colorize_labels
     out = Path(a.out)

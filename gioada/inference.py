@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from .lazy import torch
 
-
 DEVICES = ("auto", "cpu", "gpu", "cuda")
 
 

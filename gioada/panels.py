@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .classes import LabelSpace
 from .constants import FAR_DEPTH
 from .data.synthetic import tensor_to_image
-from .classes import LabelSpace
 from .viz import colorize_confidence, colorize_depth, palette
 
 if TYPE_CHECKING:

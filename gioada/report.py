@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import load_model, load_run_config, read_json, RUN_INFO
+from .checkpoint import RUN_INFO, load_model, load_run_config, read_json
 from .classes import VKITTI10
-from .data import sample_to_tensors, eval_scene_seed, sim_shift, tensor_to_image
+from .data import eval_scene_seed, sample_to_tensors, sim_shift, tensor_to_image
 from .evaluate import discriminator_confidence, evaluate, input_discriminator_by_component
 from .inference import predicted_classes
 from .module import GIOAda

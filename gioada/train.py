@@ -17,7 +17,7 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import CSVLogger
 
-from .checkpoint import build_model, load_model, load_weights, save_run, WEIGHTS
+from .checkpoint import WEIGHTS, build_model, load_model, load_weights, save_run
 from .config import RunConfig
 from .data import GIOAdaDataModule
 from .data.real import source_has_depth

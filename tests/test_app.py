@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import zlib
+from html import escape as html_escape
 from pathlib import Path
 
 import gradio as gr
@@ -24,20 +25,19 @@ from PIL import Image
 from pytorch_lightning.callbacks import Callback
 
 import app
-from gioada.app.ui import explore_tab, finetune_tab, learn_tab
 from gioada import DataConfig, ModelConfig, RunConfig
-from gioada.checkpoint import is_run_dir, load_model, load_run_config, read_json
 from gioada.app.diagram import render as render_diagram
-from gioada.evaluate import evaluate
 from gioada.app.explore import Explorer
 from gioada.app.finetune import FinetuneManager, FinetuneParams, Snapshot, safe_run_name
 from gioada.app.plots import CHANCE, CONFIDENCE_SERIES, LOSS_SERIES, curve_frame
 from gioada.app.registry import ModelRegistry
-from gioada.train import train
+from gioada.app.ui import explore_tab, finetune_tab, learn_tab
+from gioada.app.ui.cards import progress_html
 from gioada.app.uploads import WORK_PIXELS, fit_to, load_upload
 from gioada.app.validation import check_number
-from gioada.app.ui.cards import progress_html
-from html import escape as html_escape
+from gioada.checkpoint import is_run_dir, load_model, load_run_config, read_json
+from gioada.evaluate import evaluate
+from gioada.train import train
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file
@@ -69,7 +69,8 @@ def dirs(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_a_model_description_names_every_switch_away_from_the_default(dirs, tmp_path):
-    import json, shutil
+    import json
+    import shutil
     registry = ModelRegistry(dirs["assets"], tmp_path / "runs", device="cpu")
     plain = registry.describe("gioada")
     assert plain.startswith("λ_in 0.1 · λ_out 0.1 · λ_depth 0.5 · 2 steps at 32×64")
@@ -594,7 +595,8 @@ def test_the_guided_tour_numbers_each_step_once(served):
 
 
 def test_a_finetune_starts_from_the_best_adapted_shipped_model(served, dirs, tmp_path):
-    import json, shutil
+    import json
+    import shutil
     demo, _ = served
     [start] = [b for b in demo.blocks.values() if isinstance(b, gr.Dropdown) and b.label == "Start from"
                and "best adapted" in (b.info or "")]
@@ -622,7 +624,10 @@ def test_opening_the_learn_tab_shows_the_start_at_step_0(served):
 
 
 def test_a_scene_seen_again_is_served_from_a_bounded_cache_of_views(dirs, tmp_path, monkeypatch):
-    import os, shutil, time
+    import os
+    import shutil
+    import time
+
     from gioada.app.explore import Explorer
     assets = tmp_path / "assets"
     shutil.copytree(dirs["assets"], assets)

@@ -1,9 +1,9 @@
 import pytest
 import pytorch_lightning as pl
 import torch
+from training import fit, same, snapshot
 
 from gioada import GIOAda
-from training import fit, same, snapshot
 
 # Also run under ONEDNN_MAX_CPU_ISA=AVX2 and =AVX512_CORE by `make test` (oneDNN's other kernels).
 pytestmark = pytest.mark.isa

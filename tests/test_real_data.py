@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from gioada.classes import CITYSCAPES19, IGNORE_INDEX, SYNTHIA13, SYNTHIA16, VKITTI10
-from gioada.data.real import (KINDS, PairedTrainSet, as_eval_set, open_dataset, read_array, source_has_depth)
+from gioada.data.real import KINDS, PairedTrainSet, as_eval_set, open_dataset, read_array, source_has_depth
 
 H, W = 20, 40
 CAR, ROAD, SKY = (VKITTI10.classes.index(c) for c in ("car", "road", "sky"))
@@ -402,9 +402,9 @@ def test_a_few_training_steps_from_vkitti2_to_kitti(tmp_path):
 
 def test_a_source_without_depth_fine_tunes_with_the_depth_loss_off(tmp_path):
     """GTA5 has no depth: the app's presets, sliders and runs switch λ_depth off instead of refusing."""
-    from gioada.config import DataConfig
-    from gioada.app.registry import ModelRegistry
     from gioada.app.finetune import FinetuneManager, FinetuneParams, preset
+    from gioada.app.registry import ModelRegistry
+    from gioada.config import DataConfig
     data = DataConfig(source=f"gta5:{make_gta5(tmp_path / 'gta5')}", target=f"cityscapes:{make_cityscapes(tmp_path)}",
                       label_space="cityscapes19")
     manager = FinetuneManager(ModelRegistry(tmp_path / "assets", tmp_path / "runs"), data=data)

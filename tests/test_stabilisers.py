@@ -3,12 +3,12 @@ each is off by default (the paper's step is unchanged: test_module's reference-s
 import pytest
 import torch
 import torch.nn.functional as F
+from training import fit, same, snapshot
 
 from gioada import GIOAda
 from gioada.ablation import collapses
 from gioada.classes import IGNORE_INDEX
 from gioada.config import ModelConfig
-from training import fit, same, snapshot
 
 pytestmark = pytest.mark.isa
 

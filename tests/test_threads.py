@@ -5,9 +5,9 @@ import threading
 import torch
 from safetensors.torch import load_file
 
-from gioada.config import DataConfig
 from gioada.app.finetune import FinetuneManager, FinetuneParams
 from gioada.app.registry import ModelRegistry
+from gioada.config import DataConfig
 
 
 def _finetune(runs, name, disturb):

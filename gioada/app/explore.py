@@ -22,15 +22,15 @@ from ..classes import IGNORE_INDEX, LabelSpace
 from ..constants import FAR_DEPTH
 from ..data.synthetic import image_to_tensor, tensor_to_image
 from ..inference import predicted_classes
-from .serving import FOREGROUND
 from ..lazy import no_grad, torch
 from ..panels import captioned, confidence_panel, depth_png, depth_with_scale, label_png, strip, upscale
+from ..sim import MAX_STRENGTH, Sample
+from ..viz import overlay
 from .registry import ModelRegistry
 from .scenes import MAX_SCENE, SceneSource, SimScenes
-from ..sim import MAX_STRENGTH, Sample
+from .serving import FOREGROUND
 from .uploads import fit_to, load_upload
 from .validation import check_int, check_number
-from ..viz import overlay
 
 if TYPE_CHECKING:   # GIOAda imports Lightning: loaded where a model is built
     from ..module import GIOAda
@@ -208,7 +208,7 @@ _NO_MODEL = ("No trained model is available yet: the shipped models are missing 
 def _view(key: str, description: str, model: GIOAda, source: Sample | None, target: Sample,
           space: LabelSpace) -> ModelView:
     """Run one model on (source, target): T on source / translation / target, both discriminators."""
-    from ..metrics import image_miou     # torchmetrics: already loaded with the model, not needed before
+    from ..metrics import image_miou  # torchmetrics: already loaded with the model, not needed before
     device = next(model.parameters()).device
     hp = model.hparams
     x_t = image_to_tensor(target.image)[None].to(device)                         # 1×3×H×W

@@ -42,10 +42,10 @@ from ..data.real import source_has_depth
 from ..inference import pick_device, predicted_classes
 from ..lazy import no_grad, torch
 from ..panels import tile_row
+from ..viz import overlay
 from .registry import RUN_NAME, RUN_PREFIX, ModelRegistry
 from .serving import ComputeThread
 from .validation import LIMITS, check_int, check_number
-from ..viz import overlay
 
 if TYPE_CHECKING:   # training machinery (Lightning) is imported when a run starts: see _run
     import pytorch_lightning as pl
@@ -468,7 +468,7 @@ class Watch(NamedTuple):
 def watch(model: GIOAda, scenes: Watch) -> tuple[float, tuple[float, float] | None]:
     """(target mIoU %, the label-swap check's (mIoU against the labels G was given, against the scene) or
     None when G is bypassed) of ``model`` on ``scenes``, each pooled over the scenes."""
-    from ..evaluate import label_swap                 # loaded with the training machinery already
+    from ..evaluate import label_swap  # loaded with the training machinery already
     from ..metrics import confusion, miou_of
     was_training = model.training
     model.eval()

@@ -43,10 +43,10 @@ from ..data import eval_set, tensor_to_image, train_set
 from ..inference import predicted_classes
 from ..lazy import no_grad, torch
 from ..panels import captioned, confidence_panel, depth_with_scale, upscale
+from ..viz import overlay
 from .registry import ModelRegistry
 from .serving import FOREGROUND, SLOT, Compute, ComputeThread, Foreground, TrainingSlot, direct
 from .validation import LIMITS, check_number
-from ..viz import overlay
 
 if TYPE_CHECKING:   # GIOAda imports Lightning: loaded where a model is built
     from ..module import GIOAda
@@ -278,7 +278,7 @@ class Lab:
                 slot.release(self.owner)
 
     def _step(self, kind: str) -> dict[str, float]:
-        from ..module import train_logs       # loaded with the model already
+        from ..module import train_logs  # loaded with the model already
         if kind not in ("d", "g", "both"):
             raise ValueError(f"unknown step {kind!r}: expected 'd', 'g' or 'both'")
         with self._lock:

@@ -186,7 +186,7 @@ class ComputeThread:
 
     def _threads(self, n: int) -> None:
         """Compute on ``n`` torch threads (0: this thread's own count, read the first time)."""
-        import torch                          # imported by then: a step is about to run
+        import torch  # imported by then: a step is about to run
         self._own_threads = self._own_threads or torch.get_num_threads()
         n = n or self._own_threads
         if torch.get_num_threads() != n:
@@ -207,7 +207,7 @@ class ComputeThread:
 
 
 def _on_threads(n: int, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
-    import torch                              # a call computes with torch: it is imported by then
+    import torch  # a call computes with torch: it is imported by then
     own = torch.get_num_threads()
     torch.set_num_threads(min(n, own))
     try:

@@ -38,7 +38,7 @@ def eval_set(cfg: DataConfig, domain: str = "target", length: int | None = None,
     n = cfg.val_scenes if length is None else length
     if domain == "source" and cfg.source == "sim" or domain == "target" and cfg.target == "sim":
         return SimEvalSet(n, cfg.height, cfg.width, sim_shift(cfg), domain, split)
-    from .real import open_dataset, as_eval_set
+    from .real import as_eval_set, open_dataset
     spec = cfg.source if domain == "source" else cfg.target
     return as_eval_set(open_dataset(spec, cfg.label_space, split, size=(cfg.height, cfg.width), train=False), n)
 
@@ -47,7 +47,7 @@ def train_set(cfg: DataConfig, length: int, seed: int) -> MapDataset:
     """``length`` training items ``(real, fake, labels, depths)``: ``cfg.crop`` windows of native frames."""
     if cfg.source == "sim" and cfg.target == "sim":
         return SimTrainSet(length, cfg.height, cfg.width, sim_shift(cfg), seed, oracle=cfg.oracle, crop=cfg.crop)
-    from .real import open_dataset, PairedTrainSet
+    from .real import PairedTrainSet, open_dataset
     if cfg.oracle:
         raise ValueError("oracle mode trains on target labels and is only available with the simulator "
                          "(source=target=sim); for real data, train with source set to the labelled target set")

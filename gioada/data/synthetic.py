@@ -11,6 +11,7 @@ subclass torch's ``Dataset``, so that importing them does not import torch (see 
 from __future__ import annotations
 
 import numpy as np
+
 from ..lazy import torch
 from ..sim import Sample, Shift, render
 
