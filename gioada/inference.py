@@ -1,6 +1,10 @@
 """Running trained models: device choice, window-by-window prediction of large frames, class maps."""
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
+
 from .lazy import torch
 
 DEVICES = ("auto", "cpu", "gpu", "cuda")
@@ -23,6 +27,37 @@ def pick_device(preference: str = "auto") -> torch.device:
             raise RuntimeError("a GPU was asked for, but torch sees none; use device 'auto' or 'cpu'")
         return torch.device("cuda")
     return torch.device("cpu")
+
+
+# oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) that still allow bf16 dot products; below them bf16 is emulated.
+BF16_ISAS = frozenset({"AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512", "AVX512_CORE_AMX",
+                       "AVX512_CORE_AMX_FP16", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "AVX10_2_512",
+                       "AVX10_2_512_AMX_2", "DEFAULT", "ALL"})
+
+
+def native_bf16(cpuinfo: str | None = None, isa_cap: str | None = None) -> bool:
+    """Whether this CPU multiplies bf16 in hardware (its ``avx512_bf16`` or ``amx_bf16`` flag) and oneDNN may
+    use it (``ONEDNN_MAX_CPU_ISA`` unset or at least AVX512_CORE_BF16). oneDNN's own answer
+    (``torch.ops.mkldnn._is_mkldnn_bf16_supported``) is also True where it emulates bf16, which is slower.
+
+    ``cpuinfo``: the text of /proc/cpuinfo (read when None; no such file: False); ``isa_cap``: the cap
+    (``ONEDNN_MAX_CPU_ISA`` when None)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA", "") if isa_cap is None else isa_cap).strip().upper()
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags)) and (not cap or cap in BF16_ISAS)
+
+
+def cpu_bf16(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast for inference on the CPU when ``enabled`` (see :func:`native_bf16`); else nothing.
+    Outputs come out in bf16 where autocast computed them: cast them back with ``.float()``."""
+    if enabled and device.type == "cpu":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def predicted_classes(logits: torch.Tensor, dim: int = 1) -> torch.Tensor:
