@@ -19,6 +19,7 @@ import argparse
 import functools
 import logging
 import sys
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from gioada.app.registry import ModelRegistry
 from gioada.app.scenes import DatasetScenes, SceneSource
 from gioada.app.serving import ALLOWED_HOSTS_ENV, ComputeThread, HostCheck, OnComputeThread, allowed_hosts
 from gioada.app.ui.cards import hero_html
-from gioada.app.ui.explore_tab import EXPLORE_CONCURRENCY, ExploreTab, default_models, explore_tab
+from gioada.app.ui.explore_tab import EXPLORE_CONCURRENCY, GALLERY_SCENES, ExploreTab, default_models, explore_tab
 from gioada.app.ui.finetune_tab import FinetuneTab, finetune_tab
 from gioada.app.ui.learn_tab import LearnTab, learn_tab, tour_step
 from gioada.app.ui.widgets import NONE, SCRATCH, check_input_count, diagram_image
@@ -209,10 +210,16 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"error: {e}")
     launch(demo, host=args.host, port=args.port, share=args.share, prevent_thread_lock=True,
            hosts=[h for h in args.allowed_hosts.split(",") if h.strip()])
-    # Serving: while the browser loads the page, the compute thread imports torch and loads the first view's models.
-    explorer = demo.gioada["explorer"]
-    explorer.preload([k for k in default_models(explorer.registry.keys()) if k])
+    warm_up(demo)
     demo.block_thread()
+
+
+def warm_up(demo: gr.Blocks) -> Future:
+    """Once serving: while the browser loads the page, the compute thread imports torch and loads the first
+    view's models, then computes the gallery's scenes through them, so a visitor's first click on each is
+    served from the view cache. The future is done when all of them are."""
+    explorer = demo.gioada["explorer"]
+    return explorer.preload([k for k in default_models(explorer.registry.keys()) if k], range(GALLERY_SCENES))
 
 
 if __name__ == "__main__":

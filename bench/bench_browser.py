@@ -1,6 +1,9 @@
 """What a user feels in Chromium (Playwright): Explore's click latency, and what watching a run costs.
 
-``explore``: the app (shipped models, two compared) in this process; each click on a gallery scene is
+``explore``: the app (shipped models, two compared) in this process, started as ``app.py`` starts it (the
+gallery's views computed once the page is served, ``app.warm_up``; the clicks start when it is done, and
+it says how long that was; ``--cold``: no warm-up, so every scene's first click computes its view); each
+click on a gallery scene is
 timed until the scene's title and every panel image (all of them new, decoded) show in the page, two ways:
 in the page, from the click event to the animation frame that finds every panel shown (what the user
 waits), and from Python, from Playwright's ``click()`` call until its wait returns (which adds Playwright's
@@ -12,7 +15,7 @@ frame and crops). Both steps/s come from run.json, timed alike by ``train``. Pri
 (the goal: watching costs nothing, ratio >= 0.85). Other work on the machine slows both; say what else was
 running when you quote a figure.
 
-    python -m bench.bench_browser explore [--clicks 10]
+    python -m bench.bench_browser explore [--clicks 10] [--cold]
     python -m bench.bench_browser watched [--steps 60] [--rounds 2]
 """
 from __future__ import annotations
@@ -47,20 +50,26 @@ def _browser(p):
     return p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
 
 
-def explore(clicks: int) -> None:
+def explore(clicks: int, cold: bool = False) -> None:
     from playwright.sync_api import sync_playwright
+    import app
     demo, url = _serve()
+    warmed = None if cold else app.warm_up(demo)
     ready = ("([n, old]) => { const t = document.querySelector('#scene-title');"
              " if (!t || !t.innerText.includes('scene #' + n + ' ')) return false;"
              f" const imgs = [...document.querySelectorAll('{PANEL_IMAGES}')];"
              " if (!(imgs.length >= 7 && imgs.every(e => e.complete && e.naturalWidth > 0 && !old.includes(e.src))))"
              " return false; window.gioReady = performance.now(); return true; }")
-    times, in_page, cold, cached, first_cold = [], [], [], [], []
+    times, in_page, new, cached, first_new = [], [], [], [], []
     with sync_playwright() as p:
         browser = _browser(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url, wait_until="load")
         page.wait_for_function("document.querySelector('#a-panels img') !== null", timeout=120_000)
+        if warmed is not None:         # clicks start once the gallery's views are computed
+            t = time.perf_counter()
+            warmed.result(timeout=120)
+            print(f"warm-up done {time.perf_counter() - t:.1f} s after the first view showed", flush=True)
         # From each click, a frame loop notes when the scene's strip (the first panel) shows the new scene.
         page.evaluate("document.addEventListener('click', e => { window.gioClick = e.timeStamp; window.gioFirst = null;"
                       " const old = document.querySelector('#scene-strip img')?.src;"
@@ -82,9 +91,9 @@ def explore(clicks: int) -> None:
             if i:                          # the first click warms the page's image pipeline
                 times.append(ms)
                 in_page.append(page_ms)
-                (cached if kind == "seen" else cold).append(page_ms)
+                (cached if kind == "seen" else new).append(page_ms)
                 if kind == "new" and first_ms is not None:
-                    first_cold.append(first_ms)
+                    first_new.append(first_ms)
                 strip = f"; its strip shown after {first_ms:.0f} ms" if first_ms is not None else ""
                 print(f"click {i}: scene {n} ({kind}): {page_ms:.0f} ms in the page ({ms:.0f} ms from Playwright's "
                       f"call){strip}", flush=True)
@@ -93,8 +102,10 @@ def explore(clicks: int) -> None:
     print(f"explore click -> every panel updated in Chromium: median {statistics.median(in_page):.0f} ms in the "
           f"page, from the click event (min {min(in_page):.0f}, max {max(in_page):.0f}); "
           f"{statistics.median(times):.0f} ms from Playwright's click() call ({len(times)} clicks)")
-    for name, xs in (("a scene not seen before", cold), ("a scene seen before (served from the view cache)", cached),
-                     ("a scene not seen before, its first panel (the strip)", first_cold)):
+    first = "computed on the click" if cold else "prefetched by the warm-up"
+    for name, xs in ((f"a scene not clicked before ({first})", new),
+                     ("a scene clicked before (the view cache)", cached),
+                     ("a scene not clicked before, its first panel (the strip)", first_new)):
         if xs:
             print(f"  {name}: median {statistics.median(xs):.0f} ms in the page ({len(xs)} clicks)")
 
@@ -157,6 +168,7 @@ def main() -> None:
     sub = p.add_subparsers(dest="what", required=True)
     e = sub.add_parser("explore")
     e.add_argument("--clicks", type=int, default=10)
+    e.add_argument("--cold", action="store_true", help="no warm-up: every scene's first click computes its view")
     w = sub.add_parser("watched")
     w.add_argument("--steps", type=int, default=60)
     w.add_argument("--batch-size", type=int, default=4)
@@ -166,7 +178,7 @@ def main() -> None:
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"{CHROMIUM} is missing: apt-get install chromium")
     if a.what == "explore":
-        explore(a.clicks)
+        explore(a.clicks, a.cold)
     else:
         watched(a.steps, a.batch_size, a.height, a.rounds)
 

@@ -355,6 +355,55 @@ def test_explorers_compute_one_at_a_time_on_the_compute_thread():
     assert set(inner.where) == {compute.name}                           # never in the callers' threads
 
 
+class _PrefetchingExplorer:
+    """Records the order of preload, prefetch and scene calls; each prefetch takes a moment."""
+
+    def __init__(self) -> None:
+        self.order, self.started = [], {i: threading.Event() for i in range(5)}
+
+    def preload(self, keys):
+        self.order.append("preload")
+
+    def prefetch(self, keys, index):
+        self.started[index].set()
+        time.sleep(0.05)
+        self.order.append(f"prefetch {index}")
+
+    def scene(self, keys, index, shift=1.0):
+        self.order.append(f"scene {index}")
+        return index
+
+
+def test_the_gallery_is_prefetched_one_scene_a_task_and_a_click_waits_behind_one_at_most():
+    from gioada.app.serving import ComputeThread, OnComputeThread
+    inner = _PrefetchingExplorer()
+    explorer = OnComputeThread(inner, ComputeThread())
+    done = explorer.preload(["gioada"], range(5))
+    assert inner.started[1].wait(10)
+    assert explorer.scene(["gioada"], 9) == 9                   # a click while scene 1 is prefetched
+    done.result(timeout=10)                                     # done once the last scene is
+    assert inner.order == ["preload", "prefetch 0", "prefetch 1", "scene 9", "prefetch 2", "prefetch 3",
+                           "prefetch 4"]
+
+
+def test_a_prefetched_scene_is_served_without_running_a_network(tmp_path):
+    from gioada.app.explore import Explorer
+    from gioada.app.registry import ModelRegistry
+    from gioada.app.serving import ComputeThread, OnComputeThread
+    inner = Explorer(ModelRegistry(Path(__file__).parents[1] / "assets", tmp_path / "runs", device="cpu"))
+    explorer = OnComputeThread(inner, ComputeThread())
+    explorer.preload(["gioada", "source-only"], [0, 1]).result(timeout=60)
+    runs = []
+    hook = inner.registry.load("gioada").task_network.register_forward_hook(lambda *a: runs.append(1))
+    try:
+        assert "scene #1 " in explorer.scene(["gioada", "source-only"], 1, 1.0).title
+        assert not runs                                          # served from the view cache
+        explorer.scene(["gioada", "source-only"], 2, 1.0)          # not prefetched: computed
+        assert runs
+    finally:
+        hook.remove()
+
+
 def test_a_call_from_the_compute_thread_runs_at_once_and_errors_reach_the_caller():
     from gioada.app.serving import ComputeThread
     compute = ComputeThread()

@@ -103,6 +103,15 @@ class Explorer:
             except ValueError:
                 pass
 
+    def prefetch(self, model_keys: Sequence[str], index: int, shift: float = 1.0) -> None:
+        """Compute scene ``index``'s view through ``model_keys`` into the view cache before anyone asks (the
+        gallery's scenes, while the server is idle), so its first click is served like a second one. Not a
+        foreground click: a playing lab does not wait for it. Errors are left to the click that meets them."""
+        try:
+            self._scene(model_keys, index, shift)
+        except ValueError:
+            pass
+
     # -- the two entry points ------------------------------------------------------------------------
     def scene(self, model_keys: Sequence[str], index: Any, shift: Any = 1.0) -> ExploreResult:
         """Scene number ``index`` at shift ``shift`` through each model in ``model_keys`` (0, 1 or 2)."""

@@ -16,7 +16,7 @@ import threading
 import time
 from concurrent.futures import Future
 from contextlib import contextmanager
-from typing import Any, Awaitable, Callable, Iterable, Iterator
+from typing import Any, Awaitable, Callable, Iterable, Iterator, Sequence
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 ALLOWED_HOSTS_ENV = "GIOADA_ALLOWED_HOSTS"      # comma-separated extra names, e.g. "lab.example.org,10.0.0.5"
@@ -266,9 +266,24 @@ class OnComputeThread:
         with self._admitted():
             return self._compute.call(self._explorer.upload, *args, **kwargs)
 
-    def preload(self, *args: Any, **kwargs: Any) -> Future:
-        """Queue :meth:`Explorer.preload` on the compute thread, and return at once."""
-        return self._compute.submit(self._explorer.preload, *args, **kwargs)
+    def preload(self, model_keys: Sequence[str], scenes: Sequence[int] = ()) -> Future:
+        """Queue :meth:`Explorer.preload` of ``model_keys`` on the compute thread, then the views of ``scenes``
+        through them (:meth:`Explorer.prefetch`), and return at once. Each view is its own task, queued when
+        the one before ends, so a visitor's click waits behind one at most. The future is done when the
+        last of them is."""
+        done: Future = Future()
+        chain = [(self._explorer.preload, (list(model_keys),))]
+        chain += [(self._explorer.prefetch, (list(model_keys), i)) for i in scenes]
+
+        def next_task(_: Any = None) -> None:
+            if not chain:
+                done.set_result(None)
+                return
+            fn, args = chain.pop(0)
+            self._compute.submit(_on_threads, CALL_THREADS, fn, args, {}).add_done_callback(next_task)
+
+        next_task()
+        return done
 
 
 # ---------------------------------------------------------------------------------------------------
