@@ -11,7 +11,9 @@ kernel, G's one-hot labels written in place, in a process whose allocator keeps 
 ``current-glibc`` is the same step with glibc's default allocator settings, ``current-nchw`` with NCHW
 weights and activations (each change's share).
 ``current-bf16`` is ``current`` under CPU bf16 autocast (``--precision bf16-mixed``): fast only on CPUs
-with native bf16 (AMX, AVX512-BF16).
+with native bf16 (AMX, AVX512-BF16). ``current-efficientnet`` is ``current`` with T's encoder the
+ImageNet-pretrained EfficientNet-Lite0 (``--encoder efficientnet-lite0 --pretrained-backbone``): what that
+lever costs a step.
 Every variant updates the same networks from the same weights on the same pre-built batch (no
 simulator), each measurement in a fresh process (the allocator's settings are process-wide), in
 alternating rounds so machine load affects all alike; the median ratio is printed, with the FLOPs of one
@@ -122,7 +124,10 @@ def current_bf16_step(model: GIOAda, batch: tuple, optimizers: tuple) -> None:
 # Variant -> (step, whether its process keeps freed memory).
 VARIANTS: dict[str, tuple[Step, bool]] = {
     "baseline": (baseline_step, False), "current-glibc": (current_step, False),
-    "current-nchw": (current_step, True), "current": (current_step, True), "current-bf16": (current_bf16_step, True)}
+    "current-nchw": (current_step, True), "current": (current_step, True), "current-bf16": (current_bf16_step, True),
+    "current-efficientnet": (current_step, True)}
+# Variants that are today's step on another model: T with the ImageNet-pretrained EfficientNet-Lite0 encoder.
+CONFIGS = {"current-efficientnet": {"encoder": "efficientnet-lite0", "pretrained_backbone": True}}
 
 
 def make_batch(b: int, h: int, w: int) -> tuple[torch.Tensor, ...]:
@@ -152,7 +157,7 @@ def steps_per_second(variant: str, batch: tuple, steps: int) -> tuple[float, flo
     CPU time counts the work whatever else the machine runs; with one torch thread it is the robust
     figure on a shared machine (with more, idle threads spinning at barriers count too)."""
     step = VARIANTS[variant][0]
-    model, optimizers = fresh_model(variant)
+    model, optimizers = fresh_model(variant, **CONFIGS.get(variant, {}))
     step(model, batch, optimizers)  # warm-up: allocator and oneDNN primitive caches
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
@@ -162,7 +167,7 @@ def steps_per_second(variant: str, batch: tuple, steps: int) -> tuple[float, flo
 
 def flops(variant: str, batch: tuple) -> int:
     step = VARIANTS[variant][0]
-    model, optimizers = fresh_model(variant)
+    model, optimizers = fresh_model(variant, **CONFIGS.get(variant, {}))
     with FlopCounterMode(display=False) as counter:
         step(model, batch, optimizers)
     return counter.get_total_flops()
@@ -238,14 +243,16 @@ def report(isa: str, i: int, setting: tuple, variants: list[str], args: argparse
             wall[v].append(w_rate)
             cpu[v].append(c_rate)
     print(f"\n{name}: {h}×{w}, batch {b}, oneDNN ISA {isa}, {args.steps} steps × {args.rounds} alternating rounds")
+    # FLOPs of the same networks; not of another model's (torch's counter also overcounts depthwise convolutions).
     counted = {v: flops(v, batch) for v in {"current"} | ({"baseline", "current-bf16"} & set(variants))}
     for v in variants:
-        r, f = statistics.median(wall[v]), counted.get(v, counted["current"])
-        print(f"  {v:13s}: {r:6.2f} steps/s  {r * b:6.1f} source images/s  {f / 1e9:6.1f} GFLOP/step  "
-              f"{r * f / 1e9:6.1f} GFLOP/s ({100 * r * f / 1e9 / peak:.0f}% of peak)  "
+        r, f = statistics.median(wall[v]), counted.get(v, None if v in CONFIGS else counted["current"])
+        work = (f"{f / 1e9:6.1f} GFLOP/step  {r * f / 1e9:6.1f} GFLOP/s ({100 * r * f / 1e9 / peak:.0f}% of peak)"
+                if f else "(FLOPs not counted)")
+        print(f"  {v:20s}: {r:6.2f} steps/s  {r * b:6.1f} source images/s  {work}  "
               f"{1000 / statistics.median(cpu[v]):6.0f} CPU ms/step")
     for v, base in (("current", "baseline"), ("current", "current-nchw"), ("current", "current-glibc"),
-                    ("current-bf16", "baseline"), ("current-bf16", "current")):
+                    ("current-bf16", "baseline"), ("current-bf16", "current"), ("current-efficientnet", "current")):
         if v not in variants or base not in variants:
             continue
         for label, rates in (("wall clock", wall), ("CPU time", cpu)):

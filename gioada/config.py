@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .classes import get_label_space
-from .constants import FAR_DEPTH
+from .constants import ENCODERS, FAR_DEPTH
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,8 @@ class ModelConfig:
     transform_width: int = 16        # channels of G's first stage
     disc_width: int = 16             # channels of each discriminator's first stage
     output_stride: int = 16          # task backbone's output stride: 8 or 16
-    backbone_weights: str | None = None  # local .safetensors file for pretrained_backbone=True
+    backbone_weights: str | None = None  # local .safetensors file for pretrained_backbone=True (None: shipped)
+    encoder: str = "resnet"          # T's encoder: "resnet" (from scratch) or "efficientnet-lite0" (ImageNet weights)
     max_depth: float = FAR_DEPTH     # metres; depth is predicted and compared in [0, max_depth]
     # Geometry's other two uses (the first is lam_depth, T's depth loss); each can be switched off alone.
     transform_depth: bool = True     # G gets the source's depth map as an input
@@ -67,6 +68,7 @@ class ModelConfig:
         for name in ("task_width", "transform_width", "disc_width"):
             _require(4 <= getattr(self, name) <= 512, name, getattr(self, name), "an integer in [4, 512]")
         _require(self.output_stride in (8, 16), "output_stride", self.output_stride, "8 or 16")
+        _require(self.encoder in ENCODERS, "encoder", self.encoder, " or ".join(map(repr, ENCODERS)))
         _require(self.max_depth > 0, "max_depth", self.max_depth, "a positive number of metres")
         _require(0.01 <= self.d_lr_scale <= 100, "d_lr_scale", self.d_lr_scale, "a number in [0.01, 100]")
         _require(self.gan_loss in ("bce", "lsgan"), "gan_loss", self.gan_loss, "'bce' or 'lsgan'")

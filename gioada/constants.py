@@ -8,8 +8,29 @@ defaults to it; change it here and every part moves together.
 ``COLLAPSE_MARGIN``: a run *collapsed* when its target mIoU lies more than this many points below its
 reference: across seeds, the row's median (``gioada.ablation.collapses``); during a fine-tune, the best it
 has reached (the app's collapse warning).
+
+``ASSETS`` is the folder of what gioada ships (trained models, ``backbones/`` of pretrained encoders): the
+folder named by the environment variable ``GIOADA_ASSETS`` if it is set; else ``gioada/assets/`` inside
+the installed package (a wheel carries them as package data); else the checkout's ``assets/`` beside
+``gioada/`` (a source tree, or ``pip install -e .``).
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 FAR_DEPTH = 80.0  # metres
 COLLAPSE_MARGIN = 10.0  # mIoU points
+ENCODERS = ("resnet", "efficientnet-lite0")  # T's encoders (gioada.networks.task.TaskNetwork)
+
+
+def find_assets() -> Path:
+    """The folder holding what gioada ships (see ``ASSETS`` above for the order searched)."""
+    if os.environ.get("GIOADA_ASSETS"):
+        return Path(os.environ["GIOADA_ASSETS"]).expanduser()
+    package = Path(__file__).resolve().parent
+    installed = package / "assets"
+    return installed if installed.is_dir() else package.parent / "assets"
+
+
+ASSETS = find_assets()

@@ -146,7 +146,7 @@ class GIOAda(pl.LightningModule):
                  output_disc_depth: bool = True, lam_content: float = 0.0, d_lr_scale: float = 1.0,
                  spectral_norm: bool = False, gan_loss: str = "bce", d_label_smoothing: float = 0.0,
                  warmup_steps: int = 0, ema_decay: float = 0.0, label_dropout: float = 0.0,
-                 seed: int | None = None) -> None:
+                 encoder: str = "resnet", seed: int | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
@@ -155,7 +155,8 @@ class GIOAda(pl.LightningModule):
         # the same whatever other threads draw from torch's global RNG meanwhile.
         g = None if seed is None else torch.Generator().manual_seed(seed)
         self.task_network = TaskNetwork(3, k, pretrained_backbone, width=task_width, output_stride=output_stride,
-                                        max_depth=max_depth, backbone_weights=backbone_weights, generator=g)
+                                        max_depth=max_depth, backbone_weights=backbone_weights, encoder=encoder,
+                                        generator=g)
         self.fake_transformation = ImageTransformNetwork(k + 4, 3, width=transform_width, max_depth=max_depth,
                                                          generator=g)
         lsgan = gan_loss == "lsgan"

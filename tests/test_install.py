@@ -69,6 +69,14 @@ def test_the_wheel_loads_the_shipped_models_far_from_the_checkout(installed, tmp
     assert classes == 10
 
 
+def test_the_wheel_carries_every_package_and_the_imagenet_encoder(installed, tmp_path):
+    packages = sorted(".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "gioada").rglob("__init__.py"))
+    code = ("import importlib, sys; from gioada.networks.task import TaskNetwork; "
+            f"[importlib.import_module(name) for name in {packages!r}]; "
+            "net = TaskNetwork(3, 10, True, encoder='efficientnet-lite0'); print(len(net.backbone.state_dict()))")
+    assert int(_run(installed, "-I", "-c", code, cwd=tmp_path, env=_clean_env())) == 240   # its weights loaded
+
+
 def test_gioada_assets_overrides_where_models_are_found(installed, tmp_path):
     shutil.copytree(ROOT / "assets" / "oracle", tmp_path / "mine" / "oracle")
     code = "import gioada.pretrained as p; print(p.available())"

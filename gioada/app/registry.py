@@ -179,7 +179,9 @@ class ModelRegistry:
                                         (m.d_label_smoothing > 0, f"D's real label {1 - m.d_label_smoothing:g}"),
                                         (m.warmup_steps > 0, f"{m.warmup_steps} warm-up steps of T alone"),
                                         (m.ema_decay > 0, f"EMA weights (decay {m.ema_decay:g})"),
-                                        (m.label_dropout > 0, f"G's labels dropped {m.label_dropout:.0%}")) if on]
+                                        (m.label_dropout > 0, f"G's labels dropped {m.label_dropout:.0%}"),
+                                        (m.encoder != "resnet", f"T's encoder {m.encoder}"
+                                         + (" from ImageNet" if m.pretrained_backbone else ""))) if on]
         size = f"{cfg.data.height}×{cfg.data.width}"
         window = cfg.data.window
         parts.append(f"{cfg.steps} steps on {window[0]}×{window[1]} crops of {size} frames" if window

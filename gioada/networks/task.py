@@ -6,8 +6,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..constants import FAR_DEPTH
+from ..constants import ASSETS, ENCODERS, FAR_DEPTH
 from .common import ResidualBlock, conv_norm_act, init_weights, resize_bilinear
+from .efficientnet import EfficientNetLite0
 
 
 class Backbone(nn.Module):
@@ -73,24 +74,33 @@ class TaskNetwork(nn.Module):
     Args:
         input_channels: C, image channels (3 for RGB).
         num_classes: K, segmentation classes.
-        pretrained_backbone: load backbone weights from ``backbone_weights`` (a local .safetensors file
-            holding a ``Backbone`` state dict); nothing is downloaded.
+        pretrained_backbone: load the encoder's weights from ``backbone_weights`` (a local .safetensors file
+            holding its state dict); nothing is downloaded.
         width: channels of the first stage; later stages use 2, 4 and 8 times as many.
         output_stride: 8 or 16, the backbone's downsampling.
         max_depth: metres; the far plane (sky).
-        backbone_weights: path used when ``pretrained_backbone`` is True.
+        backbone_weights: path used when ``pretrained_backbone`` is True (None: the shipped weights of
+            the encoder, ``ASSETS/backbones/ENCODER.safetensors``, where there are any).
+        encoder: ``"resnet"`` (:class:`Backbone`, ``width`` channels, learnt from scratch) or
+            ``"efficientnet-lite0"`` (:class:`~gioada.networks.efficientnet.EfficientNetLite0`, with
+            ImageNet weights when ``pretrained_backbone``; ``width`` then sets the decoder's channels).
         generator: private source of the initial weights (None: torch's global RNG).
     """
 
     def __init__(self, input_channels: int, num_classes: int, pretrained_backbone: bool = False, *,
                  width: int = 32, output_stride: int = 8, max_depth: float = FAR_DEPTH,
-                 backbone_weights: str | None = None,
+                 backbone_weights: str | None = None, encoder: str = "resnet",
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
         if output_stride not in (8, 16):
             raise ValueError(f"output_stride={output_stride} is invalid: use 8 or 16")
-        self.num_classes, self.max_depth = num_classes, max_depth
-        self.backbone = Backbone(input_channels, width, output_stride)
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder={encoder!r} is invalid: use {' or '.join(ENCODERS)}")
+        if encoder != "resnet" and input_channels != 3:
+            raise ValueError(f"the {encoder} encoder reads RGB images: input_channels must be 3, not {input_channels}")
+        self.num_classes, self.max_depth, self.encoder = num_classes, max_depth, encoder
+        self.backbone = (Backbone(input_channels, width, output_stride) if encoder == "resnet"
+                         else EfficientNetLite0(output_stride))
         rates = (2, 4, 6) if output_stride == 8 else (1, 2, 3)  # small images: modest dilation rates
         self.aspp = ASPP(self.backbone.high_channels, 4 * width, rates)
         self.decoder = Decoder(self.backbone.low_channels, 4 * width, 2 * width)
@@ -101,11 +111,14 @@ class TaskNetwork(nn.Module):
             self.load_backbone(backbone_weights)
 
     def load_backbone(self, path: str | None) -> None:
-        """Load backbone weights from a local .safetensors file (never a pickle)."""
+        """Load the encoder's weights from a local .safetensors file (never a pickle); None: the shipped ones."""
+        shipped = ASSETS / "backbones" / f"{self.encoder}.safetensors"
+        if not path and shipped.is_file():
+            path = str(shipped)
         if not path:
-            raise ValueError("pretrained_backbone=True needs backbone_weights: the path of a local .safetensors "
-                             "file with Backbone weights (nothing can be downloaded). Pass pretrained_backbone=False "
-                             "to train from scratch.")
+            raise ValueError(f"pretrained_backbone=True needs backbone_weights: the path of a local .safetensors "
+                             f"file with {self.encoder} encoder weights (nothing can be downloaded; none ship for "
+                             f"it). Pass pretrained_backbone=False to train from scratch.")
         if not Path(path).is_file():
             raise FileNotFoundError(f"backbone weights not found: {path}")
         from safetensors.torch import load_file
