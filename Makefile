@@ -61,14 +61,16 @@ screen: install
 	$(PY) -m gioada ablation --screen --jobs 2 --threads 1
 	$(PY) -m gioada ablation --screen --summary docs
 
-# The shipped models (assets/): seed 0 of the seven rows the app knows (gioada.pretrained.SHIPPED), copied
-# into assets/ only once all seven are trained (git keeps the old ones), then the report's figures.
-# (read from gioada.pretrained.SHIPPED when the recipe runs, after `install`)
-MODELS = $(shell $(PY) -c "from gioada.pretrained import SHIPPED; print(*SHIPPED)")
+# The shipped models (assets/): each a seed of an ablation row (gioada.pretrained.SHIPPED and shipped_source),
+# copied into assets/ only once all are trained (git keeps the old ones), then the report's figures.
+# SHIPPED_RUNS prints "name row/seedS" per model (run when the recipe runs, after `install`).
+SHIPPED_RUNS = $(PY) -c "from gioada.pretrained import SHIPPED, shipped_source as s; \
+	print(*(f'{n} {s(n)[0]}/seed{s(n)[1]}' for n in SHIPPED), sep='\n')"
 assets: install
-	$(PY) -m gioada ablation --out $(ABLATION) --rows $(MODELS) --seeds 0 --jobs 2 --threads 1
-	for m in $(MODELS); do test -f $(ABLATION)/$$m/seed0/model.safetensors || { echo "$$m did not finish: assets/ left as it was"; exit 1; }; done
-	for m in $(MODELS); do rm -rf assets/$$m && cp -r $(ABLATION)/$$m/seed0 assets/$$m; done
+	$(PY) -m gioada ablation --out $(ABLATION) --shipped --jobs 2 --threads 1
+	$(SHIPPED_RUNS) | while read name run; do test -f $(ABLATION)/$$run/model.safetensors || \
+		{ echo "$$name did not finish: assets/ left as it was"; exit 1; }; done
+	$(SHIPPED_RUNS) | while read name run; do rm -rf assets/$$name && cp -r $(ABLATION)/$$run assets/$$name; done
 	$(PY) -m gioada report --out docs
 
 clean:

