@@ -63,14 +63,17 @@ screen: install
 
 # The shipped models (assets/): each a seed of an ablation row (gioada.pretrained.SHIPPED and shipped_source),
 # copied into assets/ only once all are trained (git keeps the old ones), then the report's figures.
-# SHIPPED_RUNS prints "name row/seedS" per model (run when the recipe runs, after `install`).
+# SHIPPED_RUNS prints "name row/seedS" per model (run when the recipe runs, after `install`; into a file
+# first, so a failure stops the recipe instead of feeding the loops nothing).
 SHIPPED_RUNS = $(PY) -c "from gioada.pretrained import SHIPPED, shipped_source as s; \
 	print(*(f'{n} {s(n)[0]}/seed{s(n)[1]}' for n in SHIPPED), sep='\n')"
 assets: install
 	$(PY) -m gioada ablation --out $(ABLATION) --shipped --jobs 2 --threads 1
-	$(SHIPPED_RUNS) | while read name run; do test -f $(ABLATION)/$$run/model.safetensors || \
-		{ echo "$$name did not finish: assets/ left as it was"; exit 1; }; done
-	$(SHIPPED_RUNS) | while read name run; do rm -rf assets/$$name && cp -r $(ABLATION)/$$run assets/$$name; done
+	$(SHIPPED_RUNS) > $(ABLATION)/shipped.txt
+	while read name run; do test -f $(ABLATION)/$$run/model.safetensors || \
+		{ echo "$$name did not finish: assets/ left as it was"; exit 1; }; done < $(ABLATION)/shipped.txt
+	while read name run; do rm -rf assets/$$name && cp -r $(ABLATION)/$$run assets/$$name || exit 1; \
+		done < $(ABLATION)/shipped.txt
 	$(PY) -m gioada report --out docs
 
 clean:

@@ -213,6 +213,9 @@ def cmd_ablation(a: argparse.Namespace) -> int:
     extra = [x for x in a.extra if x != "--"]
     rows, seeds, only = a.rows or tuple(study.rows), study.seeds if a.seeds is None else a.seeds, None
     if a.shipped:
+        if a.rows or a.seeds is not None or a.screen:
+            raise ValueError("--shipped chooses the runs itself (those assets/ ships): leave out --rows, --seeds "
+                             "and --screen")
         from .pretrained import SHIPPED, shipped_source
         only = [shipped_source(name) for name in SHIPPED]
         rows, seeds = sorted({row for row, _ in only}), sorted({seed for _, seed in only})

@@ -38,7 +38,8 @@ class ModelConfig:
     disc_width: int = 16             # channels of each discriminator's first stage
     output_stride: int = 16          # task backbone's output stride: 8 or 16
     backbone_weights: str | None = None  # local .safetensors file for pretrained_backbone=True (None: shipped)
-    encoder: str = "resnet"          # T's encoder: "resnet" (from scratch) or "efficientnet-lite0" (ImageNet weights)
+    encoder: str = "resnet"          # T's encoder: "resnet" (from scratch) or "efficientnet-lite0" (trains only
+                                     # from ImageNet's weights, pretrained_backbone=True: its norms are frozen)
     max_depth: float = FAR_DEPTH     # metres; depth is predicted and compared in [0, max_depth]
     # Geometry's other two uses (the first is lam_depth, T's depth loss); each can be switched off alone.
     transform_depth: bool = True     # G gets the source's depth map as an input

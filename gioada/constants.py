@@ -24,9 +24,10 @@ COLLAPSE_MARGIN = 10.0  # mIoU points
 ENCODERS = ("resnet", "efficientnet-lite0")  # T's encoders (gioada.networks.task.TaskNetwork)
 
 
-def find_assets() -> Path:
-    """The folder holding what gioada ships (see ``ASSETS`` above for the order searched)."""
-    if os.environ.get("GIOADA_ASSETS"):
+def find_assets(env: bool = True) -> Path:
+    """The folder holding what gioada ships (see ``ASSETS`` above for the order searched; ``env=False``: the
+    package's or checkout's own, whatever ``GIOADA_ASSETS`` says)."""
+    if env and os.environ.get("GIOADA_ASSETS"):
         return Path(os.environ["GIOADA_ASSETS"]).expanduser()
     package = Path(__file__).resolve().parent
     installed = package / "assets"
@@ -34,3 +35,13 @@ def find_assets() -> Path:
 
 
 ASSETS = find_assets()
+
+
+def shipped_encoder(encoder: str) -> Path | None:
+    """The shipped ImageNet weights of T's ``encoder`` (``backbones/ENCODER.safetensors``): in ``ASSETS``,
+    else in gioada's own assets (``GIOADA_ASSETS`` may name a folder of models alone); None where none ship."""
+    for folder in dict.fromkeys((ASSETS, find_assets(env=False))):
+        path = folder / "backbones" / f"{encoder}.safetensors"
+        if path.is_file():
+            return path
+    return None

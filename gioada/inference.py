@@ -37,17 +37,20 @@ BF16_ISAS = frozenset({"AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512", "A
 
 def native_bf16(cpuinfo: str | None = None, isa_cap: str | None = None) -> bool:
     """Whether this CPU multiplies bf16 in hardware (its ``avx512_bf16`` or ``amx_bf16`` flag) and oneDNN may
-    use it (``ONEDNN_MAX_CPU_ISA`` unset or at least AVX512_CORE_BF16). oneDNN's own answer
-    (``torch.ops.mkldnn._is_mkldnn_bf16_supported``) is also True where it emulates bf16, which is slower.
+    use it (``ONEDNN_MAX_CPU_ISA``, or its older name ``DNNL_MAX_CPU_ISA``, unset or at least
+    AVX512_CORE_BF16). oneDNN's own answer (``torch.ops.mkldnn._is_mkldnn_bf16_supported``) is also True
+    where it emulates bf16, which is slower.
 
     ``cpuinfo``: the text of /proc/cpuinfo (read when None; no such file: False); ``isa_cap``: the cap
-    (``ONEDNN_MAX_CPU_ISA`` when None)."""
+    (from the environment when None)."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()
         except OSError:
             return False
-    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA", "") if isa_cap is None else isa_cap).strip().upper()
+    if isa_cap is None:               # DNNL_MAX_CPU_ISA: oneDNN's older name for the same cap
+        isa_cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA", "")
+    cap = isa_cap.strip().upper()
     flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
     return bool({"avx512_bf16", "amx_bf16"} & set(flags)) and (not cap or cap in BF16_ISAS)
 

@@ -146,6 +146,10 @@ def train(cfg: RunConfig, out_dir: str | Path | None = None, *, callbacks: Seque
         raise ValueError(f"source {cfg.data.source.split(':')[0]} has no depth, but this config uses it: train "
                          "without geometry (--lam-depth 0 --no-transform-depth --no-output-disc-depth), or choose a "
                          "source with depth (sim, vkitti2:PATH, synthia:PATH)")
+    if cfg.model.encoder != "resnet" and not cfg.model.pretrained_backbone and cfg.init_from is None:
+        raise ValueError(f"encoder {cfg.model.encoder} is an ImageNet encoder: its norms keep ImageNet's statistics "
+                         "(frozen), so from random weights it passes no signal. Add --pretrained-backbone, or use "
+                         "--encoder resnet to learn from scratch")
     model = make_model(cfg)
     world = cfg.devices * cfg.num_nodes
     # Each rank gets `steps` batches (Lightning shards the dataset over ranks).

@@ -84,6 +84,8 @@ def test_shipped_trains_exactly_the_missing_runs_assets_ships(tmp_path, monkeypa
     wanted = {str(run_dir(tmp_path, *shipped_source(name))) for name in SHIPPED}
     assert set(started) == wanted - {str(run_dir(tmp_path, "gioada", 0))} and len(started) == len(SHIPPED) - 1
     assert str(run_dir(tmp_path, "oracle", 1)) not in started                   # no seed that does not ship
+    started.clear()
+    assert main(["ablation", "--out", str(tmp_path), "--shipped", "--rows", "oracle"]) != 0 and not started
 
 
 def test_an_interrupted_run_is_pending_and_set_aside_not_deleted(tmp_path):

@@ -71,10 +71,15 @@ def test_the_wheel_loads_the_shipped_models_far_from_the_checkout(installed, tmp
 
 def test_the_wheel_carries_every_package_and_the_imagenet_encoder(installed, tmp_path):
     packages = sorted(".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "gioada").rglob("__init__.py"))
-    code = ("import importlib, sys; from gioada.networks.task import TaskNetwork; "
+    code = ("import importlib, torch; from gioada.networks.task import TaskNetwork; "
             f"[importlib.import_module(name) for name in {packages!r}]; "
-            "net = TaskNetwork(3, 10, True, encoder='efficientnet-lite0'); print(len(net.backbone.state_dict()))")
-    assert int(_run(installed, "-I", "-c", code, cwd=tmp_path, env=_clean_env())) == 240   # its weights loaded
+            "net = TaskNetwork(3, 10, True, encoder='efficientnet-lite0'); "
+            "print(float(net.backbone.stem[0].weight.double().sum()), float(net.backbone.stem[1].running_var.sum()))")
+    loaded = [float(x) for x in _run(installed, "-I", "-c", code, cwd=tmp_path, env=_clean_env()).split()]
+    from safetensors.torch import load_file
+    shipped = load_file(ROOT / "assets" / "backbones" / "efficientnet-lite0.safetensors")   # the same numbers
+    assert loaded == pytest.approx([float(shipped["stem.0.weight"].double().sum()),
+                                    float(shipped["stem.1.running_var"].float().sum())], rel=1e-6)
 
 
 def test_gioada_assets_overrides_where_models_are_found(installed, tmp_path):

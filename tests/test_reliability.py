@@ -356,17 +356,18 @@ def test_explorers_compute_one_at_a_time_on_the_compute_thread():
 
 
 class _PrefetchingExplorer:
-    """Records the order of preload, prefetch and scene calls; each prefetch takes a moment."""
+    """Records the order of preload, prefetch and scene calls; prefetch 1 waits until ``release`` is set."""
 
     def __init__(self) -> None:
-        self.order, self.started = [], {i: threading.Event() for i in range(5)}
+        self.order, self.started, self.release = [], threading.Event(), threading.Event()
 
     def preload(self, keys):
         self.order.append("preload")
 
     def prefetch(self, keys, index):
-        self.started[index].set()
-        time.sleep(0.05)
+        if index == 1:
+            self.started.set()
+            self.release.wait(10)
         self.order.append(f"prefetch {index}")
 
     def scene(self, keys, index, shift=1.0):
@@ -376,11 +377,18 @@ class _PrefetchingExplorer:
 
 def test_the_gallery_is_prefetched_one_scene_a_task_and_a_click_waits_behind_one_at_most():
     from gioada.app.serving import ComputeThread, OnComputeThread
-    inner = _PrefetchingExplorer()
-    explorer = OnComputeThread(inner, ComputeThread())
+    inner, compute = _PrefetchingExplorer(), ComputeThread()
+    explorer = OnComputeThread(inner, compute)
     done = explorer.preload(["gioada"], range(5))
-    assert inner.started[1].wait(10)
-    assert explorer.scene(["gioada"], 9) == 9                   # a click while scene 1 is prefetched
+    assert inner.started.wait(10)                                # prefetch 1 is computing
+    click = threading.Thread(target=explorer.scene, args=(["gioada"], 9))
+    click.start()
+    deadline = time.monotonic() + 10
+    while not compute._queue and time.monotonic() < deadline:   # the click waits in the queue
+        time.sleep(0.005)
+    assert len(compute._queue) == 1
+    inner.release.set()
+    click.join(10)
     done.result(timeout=10)                                     # done once the last scene is
     assert inner.order == ["preload", "prefetch 0", "prefetch 1", "scene 9", "prefetch 2", "prefetch 3",
                            "prefetch 4"]
@@ -586,6 +594,7 @@ def test_explorers_beyond_the_bound_are_told_busy_at_once_and_served_again_after
     deadline = time.monotonic() + 5
     while explorer._waiting < 3 and time.monotonic() < deadline:
         time.sleep(0.005)
+    assert explorer._waiting == 3
     t0 = time.monotonic()
     with pytest.raises(Busy, match="busy.*Try again"):
         explorer.scene([], 99)

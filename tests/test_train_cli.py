@@ -199,3 +199,10 @@ def test_a_model_schedule_that_disagrees_with_the_run_is_refused_not_rewritten()
     cfg = RunConfig(model=ModelConfig(), steps=40, seed=3)          # left out: they follow the run
     assert (cfg.model.num_steps_per_epoch, cfg.model.seed, cfg.model.num_epochs) == (40, 3, 1)
     assert RunConfig.from_dict(cfg.to_dict()) == cfg                # a saved config loads as it was
+
+
+def test_an_imagenet_encoder_from_random_weights_is_refused_before_training(tmp_path, capsys):
+    """Its norms are frozen at ImageNet's statistics: from random weights it would pass no signal at all."""
+    argv = ["train", "--out", str(tmp_path / "run"), "--encoder", "efficientnet-lite0", "--steps", "1"]
+    assert main(argv) != 0
+    assert "Add --pretrained-backbone" in capsys.readouterr().err and not (tmp_path / "run").exists()

@@ -9,6 +9,7 @@ Explore and the lab (:class:`OnComputeThread`), so that a burst of explorers can
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import re
 import socket
@@ -18,6 +19,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any, Awaitable, Callable, Iterable, Iterator, Sequence
 
+log = logging.getLogger(__name__)
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 ALLOWED_HOSTS_ENV = "GIOADA_ALLOWED_HOSTS"      # comma-separated extra names, e.g. "lab.example.org,10.0.0.5"
 WILDCARD_ADDRESSES = ("0.0.0.0", "::", "")
@@ -275,7 +277,10 @@ class OnComputeThread:
         chain = [(self._explorer.preload, (list(model_keys),))]
         chain += [(self._explorer.prefetch, (list(model_keys), i)) for i in scenes]
 
-        def next_task(_: Any = None) -> None:
+        def next_task(finished: Future | None = None) -> None:
+            if finished is not None and finished.exception() is not None:
+                log.warning("preloading Explore failed (the click that needs it will say why): %r",
+                            finished.exception())
             if not chain:
                 done.set_result(None)
                 return

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..constants import ASSETS, ENCODERS, FAR_DEPTH
+from ..constants import ENCODERS, FAR_DEPTH, shipped_encoder
 from .common import ResidualBlock, conv_norm_act, init_weights, resize_bilinear
 from .efficientnet import EfficientNetLite0
 
@@ -79,8 +79,8 @@ class TaskNetwork(nn.Module):
         width: channels of the first stage; later stages use 2, 4 and 8 times as many.
         output_stride: 8 or 16, the backbone's downsampling.
         max_depth: metres; the far plane (sky).
-        backbone_weights: path used when ``pretrained_backbone`` is True (None: the shipped weights of
-            the encoder, ``ASSETS/backbones/ENCODER.safetensors``, where there are any).
+        backbone_weights: path used when ``pretrained_backbone`` is True (None: the encoder's shipped
+            weights, :func:`~gioada.constants.shipped_encoder`, where there are any).
         encoder: ``"resnet"`` (:class:`Backbone`, ``width`` channels, learnt from scratch) or
             ``"efficientnet-lite0"`` (:class:`~gioada.networks.efficientnet.EfficientNetLite0`, with
             ImageNet weights when ``pretrained_backbone``; ``width`` then sets the decoder's channels).
@@ -112,8 +112,8 @@ class TaskNetwork(nn.Module):
 
     def load_backbone(self, path: str | None) -> None:
         """Load the encoder's weights from a local .safetensors file (never a pickle); None: the shipped ones."""
-        shipped = ASSETS / "backbones" / f"{self.encoder}.safetensors"
-        if not path and shipped.is_file():
+        shipped = shipped_encoder(self.encoder)
+        if not path and shipped is not None:
             path = str(shipped)
         if not path:
             raise ValueError(f"pretrained_backbone=True needs backbone_weights: the path of a local .safetensors "
