@@ -84,12 +84,14 @@ def test_a_model_description_names_every_switch_away_from_the_default(dirs, tmp_
     key = next(k for k in registry.keys() if k.endswith("switched"))
     assert ("λ_content 0.5 · G without depth · D_out without depth · 2 steps on 32×32 crops of 32×64 frames"
             in registry.describe(key))
-    assert "target mIoU" in plain and "on 2 held-out scenes" in plain
+    assert "target mIoU" in plain and "on 2 held-out scenes" in plain and " · seed 0 · " in plain
     cfg["model"] |= {"d_lr_scale": 0.25, "spectral_norm": True, "gan_loss": "lsgan", "d_label_smoothing": 0.1,
-                     "warmup_steps": 300, "ema_decay": 0.999, "label_dropout": 0.5}
+                     "warmup_steps": 300, "ema_decay": 0.999, "label_dropout": 0.5, "encoder": "efficientnet-lite0",
+                     "pretrained_backbone": True}
     (run / "config.json").write_text(json.dumps(cfg))
     assert ("D's learning rate ×0.25 · spectral norm in D · LSGAN losses · D's real label 0.9 · 300 warm-up steps "
-            "of T alone · EMA weights (decay 0.999) · G's labels dropped 50%") in registry.describe(key)
+            "of T alone · EMA weights (decay 0.999) · G's labels dropped 50% · T's encoder efficientnet-lite0 from "
+            "ImageNet") in registry.describe(key)
 
 
 @pytest.fixture(scope="module")
@@ -547,7 +549,7 @@ def test_device_is_named_on_page_load(served):
     demo, client = served
     hero, note = client.predict(api_name="/device")
     device = "GPU" if torch.cuda.is_available() else "CPU"
-    assert f'"gio-pill">{device}<' in hero and "2 of 7 shipped models installed" in hero   # the fixture's two
+    assert f'"gio-pill">{device}<' in hero and "2 of 8 shipped models installed" in hero   # the fixture's two
     assert note.startswith(f"**Device: {device}**")
 
 
@@ -618,6 +620,38 @@ def test_the_guided_tour_numbers_each_step_once(served):
               if isinstance(b, gr.Button) and (b.value in names or "Train it yourself" in str(b.value))]
     numbers = [label.split(" · ")[0] for label in labels]
     assert len(labels) == len(learn_tab.TOUR) + 1 and sorted(numbers) == [str(k) for k in range(1, len(labels) + 1)]
+
+
+def test_the_tour_shows_two_seeds_of_the_same_settings_side_by_side(dirs, tmp_path):
+    import shutil
+    assets = tmp_path / "assets"
+    shutil.copytree(dirs["assets"], assets)
+    k = next(i for i, t in enumerate(learn_tab.TOUR) if "another seed" in t[0])
+    _, a, b, shift, scene, text, _ = learn_tab.tour_step(ModelRegistry(assets, tmp_path / "runs"), k)
+    assert b.value == "gioada" and "Not installed here: gioada-seed1" in text          # what there is instead
+    shutil.copytree(assets / "gioada", assets / "gioada-seed1")
+    _, a, b, shift, scene, text, _ = learn_tab.tour_step(ModelRegistry(assets, tmp_path / "runs"), k)
+    assert (a.value, b.value, shift) == ("gioada-seed1", "gioada", 1.0) and "Not installed" not in text
+
+
+def test_the_shipped_second_seed_is_the_collapse_the_tour_says_it_is():
+    """The tour step says gioada-seed1 collapsed: by the one rule, its held-out mIoU lies more than
+    COLLAPSE_MARGIN below gioada's (seed 0), with the same settings."""
+    import json
+
+    from gioada.constants import ASSETS, COLLAPSE_MARGIN
+    runs = {n: ASSETS / n for n in ("gioada", "gioada-seed1")}
+    if not all((p / "metrics.json").is_file() for p in runs.values()):
+        pytest.skip("the shipped models are not in this checkout")
+    from dataclasses import replace
+
+    from gioada.checkpoint import load_run_config
+    miou = {n: json.loads((p / "metrics.json").read_text())["target"]["miou"] for n, p in runs.items()}
+    config = {n: load_run_config(p) for n, p in runs.items()}
+    assert miou["gioada-seed1"] < miou["gioada"] - COLLAPSE_MARGIN
+    assert (config["gioada"].seed, config["gioada-seed1"].seed) == (0, 1)
+    a, b = (replace(c, seed=0, model=replace(c.model, seed=0)) for c in config.values())
+    assert a == b                                                   # every other setting the same
 
 
 def test_a_finetune_starts_from_the_best_adapted_shipped_model(served, dirs, tmp_path):

@@ -65,7 +65,8 @@ def test_the_wheel_loads_the_shipped_models_far_from_the_checkout(installed, tmp
     where, assets, available, classes = json.loads(_run(installed, "-I", "-c", code, cwd=tmp_path, env=_clean_env()))
     venv = installed.parent.parent
     assert Path(where).is_relative_to(venv) and Path(assets).is_relative_to(venv), (where, assets)
-    assert available == ["source-only", "input-only", "output-only", "no-depth", "gioada", "gioada-content", "oracle"]
+    assert available == ["source-only", "input-only", "output-only", "no-depth", "gioada", "gioada-content", "oracle",
+                         "gioada-seed1"]
     assert classes == 10
 
 

@@ -186,6 +186,7 @@ class ModelRegistry:
         window = cfg.data.window
         parts.append(f"{cfg.steps} steps on {window[0]}×{window[1]} crops of {size} frames" if window
                      else f"{cfg.steps} steps at {size}")
+        parts.append(f"seed {cfg.seed}")
         if cfg.data.oracle:
             parts.insert(0, "oracle (trained on target labels)")
         if isinstance(miou, (int, float)):

@@ -43,6 +43,14 @@ TOUR = [
      "never have. **gioada-content** adds one loss that keeps G's translation close to its input "
      "(not in the paper). Compare its translation and segmentation with **gioada**'s.",
      ["gioada-content"], ["gioada", "output-only"], 1.0),
+    ("6 · Same settings, another seed",
+     "**gioada-seed1** is **gioada** trained again with every setting the same: only the random seed differs "
+     "(the initial weights, the order of the scenes, G's noise). It collapsed: compare the two models' "
+     "segmentation and their mIoU on the held-out set (under each name). Adversarial training is a game "
+     "between G and D_in, and a small difference early on can send it somewhere else. That is why every "
+     "figure in this project is a mean over seeds, and why the stabiliser screen (README) measures how often "
+     "each setting collapses, not only how well its best run does.",
+     ["gioada-seed1"], ["gioada"], 1.0),
 ]
 
 EXPLAIN = """
