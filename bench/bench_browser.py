@@ -15,7 +15,12 @@ frame and crops). Both steps/s come from run.json, timed alike by ``train``. Pri
 (the goal: watching costs nothing, ratio >= 0.85). Other work on the machine slows both; say what else was
 running when you quote a figure.
 
+``upload``: a 12-megapixel JPEG (4000×3000, as ``bench/bench_upload.py`` makes it) chosen in Explore's upload
+button, timed from Playwright's ``set_input_files`` call until the title names the photo and every panel of
+both models shows (the browser's upload included), against a 400×300 JPEG in alternating rounds.
+
     python -m bench.bench_browser explore [--clicks 10] [--cold]
+    python -m bench.bench_browser upload [--rounds 3]
     python -m bench.bench_browser watched [--steps 60] [--rounds 2]
 """
 from __future__ import annotations
@@ -37,6 +42,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 PANELS = ("#scene-strip", "#a-slider-translation", "#a-slider-prediction", "#a-panels", "#b-slider-translation",
           "#b-slider-prediction", "#b-panels")
 PANEL_IMAGES = ", ".join(f"{s} img" for s in PANELS)    # CSS selector of every panel's images
+UPLOAD_IMAGES = ", ".join(f"{s} img" for s in PANELS if "translation" not in s)   # a photo has no source
 
 
 def _serve(**kw):
@@ -110,6 +116,43 @@ def explore(clicks: int, cold: bool = False) -> None:
             print(f"  {name}: median {statistics.median(xs):.0f} ms in the page ({len(xs)} clicks)")
 
 
+def upload(rounds: int) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from bench.bench_upload import photo
+    demo, url = _serve()
+    times: dict[str, list[float]] = {"4000×3000": [], "400×300": []}
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
+        files = {}
+        for size in times:
+            w, h = map(int, size.split("×"))
+            files[size] = Path(tmp) / f"photo-{w}.jpg"
+            files[size].write_bytes(photo(w, h))
+        browser = _browser(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url, wait_until="load")
+        page.wait_for_function("document.querySelector('#a-panels img') !== null", timeout=120_000)
+        shown = ("([title, old]) => { if (!document.querySelector('#scene-title')?.innerText.includes(title))"
+                 f" return false; const imgs = [...document.querySelectorAll('{UPLOAD_IMAGES}')];"
+                 " return imgs.length >= 7 && imgs.every(e => e.complete && e.naturalWidth > 0 && !old.includes(e.src)); }")
+        for r in range(rounds + 1):
+            for size, path in files.items():
+                old = page.evaluate(f"[...document.querySelectorAll('{PANEL_IMAGES}')].map(e => e.src)")
+                t = time.perf_counter()
+                page.locator("input[type=file]").first.set_input_files(str(path))
+                page.wait_for_function(shown, arg=[f"Your image ({size}", old], timeout=60_000, polling="raf")
+                ms = 1000 * (time.perf_counter() - t)
+                if r:                          # the first round warms the page's upload path
+                    times[size].append(ms)
+                    print(f"round {r}: {size} JPEG ({path.stat().st_size / 1e6:.1f} MB): every panel shown after "
+                          f"{ms:.0f} ms", flush=True)
+        browser.close()
+    demo.close()
+    for size, xs in times.items():
+        print(f"{size} JPEG uploaded in Chromium -> its panels shown: median {statistics.median(xs):.0f} ms "
+              f"({len(xs)} rounds)")
+
+
 def _cli(command: str, out: Path) -> float:
     """steps/s of ``command`` (a run's reproducing command) run on the command line, writing to ``out``."""
     args = shlex.split(command)
@@ -169,6 +212,8 @@ def main() -> None:
     e = sub.add_parser("explore")
     e.add_argument("--clicks", type=int, default=10)
     e.add_argument("--cold", action="store_true", help="no warm-up: every scene's first click computes its view")
+    u = sub.add_parser("upload")
+    u.add_argument("--rounds", type=int, default=3)
     w = sub.add_parser("watched")
     w.add_argument("--steps", type=int, default=60)
     w.add_argument("--batch-size", type=int, default=4)
@@ -179,6 +224,8 @@ def main() -> None:
         raise SystemExit(f"{CHROMIUM} is missing: apt-get install chromium")
     if a.what == "explore":
         explore(a.clicks, a.cold)
+    elif a.what == "upload":
+        upload(a.rounds)
     else:
         watched(a.steps, a.batch_size, a.height, a.rounds)
 

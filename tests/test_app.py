@@ -371,6 +371,18 @@ def test_uploads_are_converted(name, make, shape):
         assert image.shape[0] > image.shape[1]                   # upright
 
 
+@pytest.mark.parametrize("make, size", [(_exif_rotated, (20, 60)),
+                                        (lambda: png_bytes(Image.new("L", (10000, 8000), 100), "JPEG"), (10000, 8000))])
+def test_an_upload_says_the_photo_s_own_upright_size_though_it_is_read_smaller(dirs, tmp_path, make, size):
+    from gioada.app.uploads import read_upload
+    image, own = read_upload(make())
+    assert own == size and (image.shape[1] > image.shape[0]) == (size[0] > size[1])
+    title = Explorer(ModelRegistry(dirs["assets"], tmp_path / "runs", device="cpu")).upload(["gioada"], make()).title
+    w, h = size
+    assert f"Your image ({w}×{h}" in title
+    assert (f"read at {image.shape[1]}×{image.shape[0]}" in title) == (image.shape[:2] != (h, w))
+
+
 @pytest.mark.parametrize("data, message", [
     (b"", "empty"),
     (b"GIF89a-but-not-really", "not an image we can read"),

@@ -29,7 +29,7 @@ from ..viz import overlay
 from .registry import ModelRegistry
 from .scenes import MAX_SCENE, SceneSource, SimScenes
 from .serving import FOREGROUND
-from .uploads import fit_to, load_upload
+from .uploads import fit_to, read_upload
 from .validation import check_int, check_number
 
 if TYPE_CHECKING:   # GIOAda imports Lightning: loaded where a model is built
@@ -164,14 +164,14 @@ class Explorer:
 
     def _upload(self, model_keys: Sequence[str], data: bytes | str | Path) -> ExploreResult:
         keys = self._check_keys(model_keys)
-        image = load_upload(data)
+        image, (w, h) = read_upload(data)
         height, width = self._size(keys)
         cropped = fit_to(image, height, width)
         target = Sample(cropped, None, None)
         models = [(k, self.registry.load(k)) for k in keys]
-        h, w = image.shape[:2]
+        read = "" if image.shape[:2] == (h, w) else f", read at {image.shape[1]}×{image.shape[0]}"
         result = ExploreResult(
-            title=f"Your image ({w}×{h}), centre-cropped to the models' {width}:{height} aspect and resized "
+            title=f"Your image ({w}×{h}{read}), centre-cropped to the models' {width}:{height} aspect and resized "
                   f"to {width}×{height}: no ground truth, and no source rendering to translate",
             strip=strip([(upscale(cropped), "Your image")]),
             models=[_view(k, self.registry.describe(k), m, None, target, self.scenes.space, self.bf16)

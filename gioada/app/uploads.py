@@ -30,7 +30,14 @@ ACCEPTED_TEXT = "PNG, JPEG, WebP, GIF, BMP or TIFF"
 
 
 def load_upload(data: bytes | str | Path, *, max_bytes: int = MAX_UPLOAD_BYTES) -> np.ndarray:
-    """An uploaded file -> an upright H×W×3 uint8 RGB image of at most ``WORK_PIXELS`` pixels.
+    """An uploaded file -> an upright H×W×3 uint8 RGB image of at most ``WORK_PIXELS`` pixels (see
+    :func:`read_upload`, which also says how large the photo itself is)."""
+    return read_upload(data, max_bytes=max_bytes)[0]
+
+
+def read_upload(data: bytes | str | Path, *, max_bytes: int = MAX_UPLOAD_BYTES) -> tuple[np.ndarray, tuple[int, int]]:
+    """An uploaded file -> (an upright H×W×3 uint8 RGB image of at most ``WORK_PIXELS`` pixels, the photo's
+    own upright (width, height): a large one is read smaller).
 
     Handles grayscale, palette, RGBA/LA (composited on grey), 16-bit and float, CMYK and YCbCr images,
     EXIF orientation and animations (first frame). Anything else — empty, corrupt, truncated, not an
@@ -93,15 +100,18 @@ def load_upload(data: bytes | str | Path, *, max_bytes: int = MAX_UPLOAD_BYTES) 
         # BOX averages each output pixel's whole footprint (no aliasing) in two passes of modest size.
         im = _shrink(im, WORK_PIXELS)
     im = _to_rgb_or_rgba(im)
+    stored = im.size
     try:
         im = ImageOps.exif_transpose(im)
     except Exception:  # noqa: BLE001 - a malformed EXIF block is the uploader's, not a bug: keep the pixels as stored
         pass
+    if im.size != stored and im.size == stored[::-1]:  # turned a quarter by its EXIF orientation
+        w, h = h, w
     if im.mode == "RGBA":
         # Transparent areas become mid-grey: neither black nor white, which both read as strong evidence.
         background = Image.new("RGBA", im.size, (128, 128, 128, 255))
         im = Image.alpha_composite(background, im)
-    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy(), (w, h)
 
 
 def _fit_pixels(w: int, h: int, pixels: int) -> tuple[int, int]:
