@@ -109,21 +109,22 @@ def explore_tab(explorer: Explorer) -> ExploreTab:
         return "  \n".join(lines)
 
     # preprocess=False: raw values reach the library, which validates them (API calls skip the sliders'
-    # bounds, and its messages name the valid range).
-    explore_kw = dict(fn=explore, inputs=[model_a, model_b, scene, shift], outputs=outputs,
-                      concurrency_id="explore", concurrency_limit=EXPLORE_CONCURRENCY, preprocess=False)
+    # bounds, and its messages name the valid range). The progress shows on the scene's title alone: a spinner
+    # over each of the 20 outputs cost the page about 80 ms a click to draw and take down (README, Benchmarks).
+    progress = dict(show_progress_on=[scene_md], concurrency_id="explore", concurrency_limit=EXPLORE_CONCURRENCY)
+    explore_kw = dict(fn=explore, inputs=[model_a, model_b, scene, shift], outputs=outputs, preprocess=False,
+                      **progress)
     run_btn.click(**explore_kw, api_name="explore")
     scene.submit(**explore_kw, api_name="explore_scene_number")
     shift.release(**explore_kw, api_name="explore_shift")
     random_btn.click(lambda: random.randrange(MAX_SCENE), outputs=scene, api_name="random_scene").then(
         **explore_kw, api_name="explore_random")
     gallery.select(explore_picked, [model_a, model_b, shift], [scene, *outputs], api_name="explore_picked",
-                   concurrency_id="explore", concurrency_limit=EXPLORE_CONCURRENCY)
+                   **progress)
     for dd, name in ((model_a, "a"), (model_b, "b")):
         dd.input(**explore_kw, api_name=f"explore_model_{name}").then(
             describe, [model_a, model_b], model_info, api_name=f"describe_{name}")
-    upload.upload(explore_photo, [upload, model_a, model_b], outputs, api_name="explore_upload",
-                  concurrency_id="explore", concurrency_limit=EXPLORE_CONCURRENCY)
+    upload.upload(explore_photo, [upload, model_a, model_b], outputs, api_name="explore_upload", **progress)
     return ExploreTab(model_a, model_b, scene, shift, model_info, tour_box, refresh_btn, gallery, explore_kw,
                        describe, functools.cache(functools.partial(explorer.gallery, GALLERY_SCENES)))
 
