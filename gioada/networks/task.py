@@ -112,9 +112,7 @@ class TaskNetwork(nn.Module):
 
     def load_backbone(self, path: str | None) -> None:
         """Load the encoder's weights from a local .safetensors file (never a pickle); None: the shipped ones."""
-        shipped = shipped_encoder(self.encoder)
-        if not path and shipped is not None:
-            path = str(shipped)
+        path = path or shipped_encoder(self.encoder)
         if not path:
             raise ValueError(f"pretrained_backbone=True needs backbone_weights: the path of a local .safetensors "
                              f"file with {self.encoder} encoder weights (nothing can be downloaded; none ship for "
