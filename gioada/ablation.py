@@ -62,7 +62,8 @@ SEEDS = (0, 1, 2)
 THIN = ("pole", "traffic light", "traffic sign")
 
 # The stabiliser screen (issue 26): the full method with one candidate each, 5 seeds, at a length that still
-# shows gioada's collapses. The first six change only the optimisation; label-dropout changes the objective.
+# shows gioada's collapses. The first six change only the optimisation; label-dropout changes the objective;
+# imagenet changes only where T's encoder starts (ImageNet's weights instead of random ones).
 SCREEN_ROWS: dict[str, tuple[str, ...]] = {
     "gioada": (),
     "ttur": ("--d-lr-scale", "0.25"),
@@ -72,6 +73,7 @@ SCREEN_ROWS: dict[str, tuple[str, ...]] = {
     "warmup": ("--warmup-steps", "300"),
     "ema": ("--ema-decay", "0.999"),
     "label-dropout": ("--label-dropout", "0.5"),
+    "imagenet": IMAGENET,
 }
 SCREEN_ARGS = ("--steps", "1500", "--val-every", "250", "--eval-scenes", "200", "--half")
 
