@@ -1,32 +1,35 @@
 """Everything the project measures on a GPU, in one run that needs no network and no gradio.
 
 On a CUDA machine with torch, Lightning, torchmetrics, numba, safetensors, matplotlib, pillow (and
-pytest, for the first part) preinstalled, ``bash bench/gpu.sh`` runs, within ``--budget`` seconds:
+pytest, for the tests) preinstalled, ``bash bench/gpu.sh`` runs the ``--parts`` in the order given, within
+``--budget`` seconds (a part other than training is skipped once under a minute is left):
 
-1. the test suite's GPU-relevant tests (the ones that need no gradio), on the GPU where they pick a device;
-2. the training benchmark: the Lightning step in fp32 and bf16-mixed (steps/s, images/s, peak GPU memory)
-   and the largest batch that fits at the native size;
-3. the app's default fine-tune through the library's FinetuneManager (what the app calls), on the GPU;
-4. the shipped ``gioada`` model's run at its full length (3000 steps, or ``--steps``), timed alone;
-5. the rest of the ablation (every row × 3 seeds, ``python -m gioada ablation``), several runs at a time,
-   launching no new run once the budget is nearly spent (the ablation resumes where it stopped).
-   ``--steps 6000`` trains the set at twice the length instead (the CPU's 3000-step set already exists;
-   at 6000 steps the oracle reached 82 mIoU where it had 69). ``--screen`` trains the stabiliser screen
-   instead (``gioada.ablation.SCREEN``: each candidate on top of gioada, 5 seeds, 1500 steps), into
-   runs/gpu-screen (its summary: ``python -m gioada ablation --screen --out runs/gpu-screen --summary docs``).
+- ``tests``: the test suite's GPU-relevant tests (the ones that need no gradio);
+- ``bench``: the Lightning step in fp32 and bf16-mixed (steps/s, images/s, peak GPU memory) and the largest
+  batch that fits at the native size;
+- ``finetune``: the app's default fine-tune through the library's FinetuneManager (what the app calls);
+- ``train``: training waves. ``--wave ROW,ROW[@STEPS]`` (repeatable) trains those rows × the study's seeds at
+  a length (the study's own without ``@``) into runs/gpu-ablation[-STEPS], ``--jobs`` runs at a time; a batch
+  starts only if the slowest pace so far says it ends within the budget (the first always starts), and a
+  failed run prints the end of its log and stops. Without ``--wave``: every row at ``--steps``.
+  ``--screen`` trains the stabiliser screen's rows instead (``gioada.ablation.SCREEN``).
 
-Every figure goes to ``OUT/gpu.md``, printed at the end; the runs' metrics and logs are packed into
-``OUT/ablation-metrics.tar.gz`` and the shipped rows' seed-0 weights into ``OUT/shipped-weights.tar.gz``.
-``--smoke`` runs the same script in seconds with tiny settings (on the CPU too), to check it end to end.
+Every figure goes to ``OUT/gpu.md``, printed at the end. After every finished run, the runs' metrics and logs
+are packed into ``OUT/ablation-metrics.tar.gz`` and each row's median-validation seed's weights (the one the
+app ships) into ``OUT/weights-N.tar`` (at most 15 MiB each: what the device machine sends back), so a run cut
+short still returns what it finished. ``--smoke`` runs the same script in seconds with tiny settings (on the
+CPU too), to check it end to end.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from pathlib import Path
 
@@ -95,55 +98,113 @@ def default_finetune(report: Report, smoke: bool) -> None:
            f"{snap.steps_per_second or 0:.2f} steps/s; {snap.message}")
 
 
-def ablation(report: Report, smoke: bool, budget_end: float, jobs: int, steps: int | None,
-             screen: bool = False) -> Path:
+def parse_wave(text: str) -> tuple[list[str], int | None]:
+    """``"ROW,ROW@STEPS"`` (or ``"ROW,ROW"``: the study's length) -> (rows, steps)."""
+    rows, _, steps = text.partition("@")
+    return [r for r in rows.split(",") if r], int(steps) if steps else None
+
+
+def train_waves(report: Report, smoke: bool, deadline: float, jobs: int, waves: list[tuple[list[str], int | None]],
+                dest: Path, screen: bool = False, train_args: tuple[str, ...] = ()) -> list[Path]:
+    """Train each wave's rows × the study's seeds at its length, ``jobs`` runs at a time, into
+    runs/gpu-STUDY[-STEPS]. A batch of runs starts only if the slowest run so far says it ends before
+    ``deadline`` (the first always starts); the results are packed into ``dest`` after every finished run."""
     from gioada.ablation import ABLATION, SCREEN, markdown, pending, summarise, train_all
     study = SCREEN if screen else ABLATION
-    name = f"gpu-{study.name}" + (f"-{steps}" if steps else "") + ("-smoke" if smoke else "")
-    out = ROOT / "runs" / name
-    extra = ["--device", "auto", *(["--steps", str(steps)] if steps else []), *(SMOKE_TRAIN if smoke else [])]
-    t0 = time.time()
-    train_all(out, ["gioada"], [0], jobs=1, threads=4, extra=extra, log=lambda s: report(f"- {s}"), study=study)
-    report(f"- `gioada` seed 0 at its full length, alone: {time.time() - t0:.0f} s wall "
-           f"(train time and steps/s in its run.json below)")
-    rows, seeds = list(study.rows), [0] if smoke else list(study.seeds)
-    while pending(out, rows, seeds) and time.time() < budget_end:
-        batch = pending(out, rows, seeds)[:jobs]
-        train_all(out, sorted({r for r, _ in batch}, key=rows.index), sorted({s for _, s in batch}), jobs=jobs,
-                  threads=max(1, (os.cpu_count() or 2) // jobs), extra=extra, log=lambda s: report(f"- {s}"),
-                  study=study)
-    left = pending(out, rows, seeds)
-    report(f"- runs still owed: {len(left)} (`python -m gioada ablation{' --screen' if screen else ''} "
-           f"--out {out.relative_to(ROOT)} "
-           f"-- --device auto{f' --steps {steps}' if steps else ''}` resumes them)")
-    summary = summarise(out, tuple(study.rows))
-    report("\n" + markdown(summary))
-    for row, s in summary.items():
-        for seed, r in s["seeds"].items():
-            report(f"- {row} {seed}: {r['train_seconds']} s training on {r['hardware']}")
-    return out
+    outs: list[Path] = []
+    pace: list[float] = []                        # seconds per step of each finished run
+    lock = threading.Lock()
+
+    def log(line: str) -> None:
+        with lock:
+            report(f"- {line}")
+            if " done in " in line:
+                pack(outs, dest, report)
+
+    for rows, steps in waves:
+        unknown = set(rows) - set(study.rows)
+        if unknown:
+            raise SystemExit(f"unknown rows {sorted(unknown)}: choose from {', '.join(study.rows)}")
+        length = steps or int(study.train_args[study.train_args.index("--steps") + 1])
+        out = ROOT / "runs" / (f"gpu-{study.name}" + (f"-{steps}" if steps else "") + ("-smoke" if smoke else ""))
+        outs.append(out)
+        extra = ["--device", "auto", *(["--steps", str(steps)] if steps else []), *(SMOKE_TRAIN if smoke else []), *train_args]
+        seeds = [0] if smoke else list(study.seeds)
+        while todo := pending(out, rows, seeds):
+            batch = todo[:jobs]
+            needed = max(pace) * length * 1.1 if pace else 0.0
+            if time.time() + needed > deadline:
+                report(f"- not started: {len(todo)} runs of {', '.join(rows)} at {length} steps (about "
+                       f"{needed:.0f} s each at the pace so far, {max(0.0, deadline - time.time()):.0f} s left)")
+                break
+            t0 = time.time()
+            results = train_all(out, rows, seeds, jobs=len(batch), threads=max(1, (os.cpu_count() or 2) // len(batch)),
+                                extra=extra, log=log, study=study, only=batch)
+            failed = [(r, s) for r, s, code in results if code]
+            for r, s in failed:
+                tail = (out / r / f"seed{s}.log").read_text(errors="replace").strip().splitlines()[-15:]
+                report(f"- {r} seed {s} FAILED; the end of its log:\n\n```\n" + "\n".join(tail) + "\n```")
+            if failed:
+                return outs
+            pace.append((time.time() - t0) / length)
+        summary = summarise(out, tuple(rows))
+        report(f"\n{out.relative_to(ROOT)} ({length} steps):\n\n" + markdown(summary) + "\n")
+        for row, s in summary.items():
+            for seed, r in s["seeds"].items():
+                report(f"- {row} {seed}: {r['train_seconds']} s training on {r['hardware']}")
+    return outs
 
 
-def pack(out: Path, dest: Path) -> None:
-    with tarfile.open(dest / "ablation-metrics.tar.gz", "w:gz") as tar:
-        for p in sorted(out.rglob("*")):
-            if p.is_file() and p.suffix != ".safetensors":
-                tar.add(p, arcname=str(p.relative_to(out.parent)))
-    with tarfile.open(dest / "shipped-weights.tar.gz", "w:gz") as tar:
-        for p in sorted(out.glob("*/seed0/model.safetensors")):
-            tar.add(p, arcname=str(p.relative_to(out.parent)))
+def pack(outs: list[Path], dest: Path, report: Report | None = None) -> None:
+    """Every run's metrics and logs into ``ablation-metrics.tar.gz``; the weights of each row's median-
+    validation seed (the one to ship) into ``weights-N.tar`` files of at most 15 MiB (what comes back)."""
+    from gioada.ablation import median_validation_seed
+    with tarfile.open(dest / "ablation-metrics.tar.gz.tmp", "w:gz") as tar:
+        for out in outs:
+            for p in sorted(out.rglob("*")):
+                if p.is_file() and p.suffix != ".safetensors":
+                    tar.add(p, arcname=str(p.relative_to(out.parent)))
+    (dest / "ablation-metrics.tar.gz.tmp").replace(dest / "ablation-metrics.tar.gz")
+    chosen = [p / "model.safetensors" for out in outs for row in sorted(q.name for q in out.iterdir() if q.is_dir())
+              if (p := median_validation_seed(out, row)) is not None]
+    groups: list[list[Path]] = [[]]
+    for w in chosen:
+        if groups[-1] and sum(x.stat().st_size for x in groups[-1]) + w.stat().st_size > 15 * 2**20:
+            groups.append([])
+        groups[-1].append(w)
+    for n, group in enumerate(g for g in groups if g):
+        if n >= 6:                                    # 8 files come back: gpu.md, the metrics, 6 of weights
+            if report:
+                report(f"- weights left out (8 files come back): {[str(w) for w in group]}")
+            continue
+        with tarfile.open(dest / f"weights-{n + 1}.tar.tmp", "w") as tar:
+            for w in group:
+                tar.add(w, arcname=str(w.relative_to(w.parents[2].parent)))
+        (dest / f"weights-{n + 1}.tar.tmp").replace(dest / f"weights-{n + 1}.tar")
+
+
+PARTS = {"tests": "GPU-relevant tests", "bench": "Training step: fp32 vs bf16-mixed",
+         "finetune": "The app's default fine-tune, through FinetuneManager", "train": "Training the set"}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=os.environ.get("OUT") or str(ROOT / "runs" / "gpu"))
-    p.add_argument("--budget", type=float, default=450, help="seconds; no new ablation run starts after it")
-    p.add_argument("--jobs", type=int, default=6, help="ablation runs at once")
+    p.add_argument("--budget", type=float, default=450, help="seconds; no part or batch of runs starts that "
+                   "would end after it")
+    p.add_argument("--jobs", type=int, default=6, help="training runs at once")
+    p.add_argument("--parts", default="tests,bench,finetune,train",
+                   help=f"comma-separated, run in this order: {', '.join(PARTS)}")
     p.add_argument("--smoke", action="store_true", help="tiny settings: checks the script end to end in seconds")
     p.add_argument("--screen", action="store_true", help="train the stabiliser screen (5 seeds of each candidate) "
                    "instead of the ablation, into runs/gpu-screen")
     p.add_argument("--steps", type=int, default=None, help="train every ablation run this long instead of the "
                    "ablation's 3000 steps, into runs/gpu-ablation-STEPS (6000: the oracle at 3000 is undertrained)")
+    p.add_argument("--wave", action="append", default=[], metavar="ROW,ROW[@STEPS]",
+                   help="rows to train (3 seeds each) at a length, instead of every row at --steps; repeat for "
+                   "several, trained in order, each only if the pace so far says it fits the budget")
+    p.add_argument("--train-args", default="", help="more `python -m gioada train` flags for every run, e.g. "
+                   "'--num-workers 1' (a loader process renders the simulator's scenes beside each run)")
     a = p.parse_args()
     start = time.time()
     dest = Path(a.out)
@@ -151,16 +212,28 @@ def main() -> None:
     report = Report(dest / "gpu.md")
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU (CPU only)"
     report(f"# GPU figures: {gpu}\n\ntorch {torch.__version__}, Python {platform.python_version()}, "
-           f"{os.cpu_count()} CPU cores; `bash bench/gpu.sh{' --smoke' if a.smoke else ''}`")
-    section(report, "1. GPU-relevant tests", start)
-    run_tests(report, a.smoke)
-    section(report, "2. Training step: fp32 vs bf16-mixed", start)
-    training_benchmark(report, a.smoke)
-    section(report, "3. The app's default fine-tune, through FinetuneManager", start)
-    default_finetune(report, a.smoke)
-    section(report, "4-5. The shipped model at full length, then the ablation", start)
-    out = ablation(report, a.smoke, start + a.budget, a.jobs, a.steps, a.screen)
-    pack(out, dest)
+           f"{os.cpu_count()} CPU cores; `bash bench/gpu.sh {' '.join(sys.argv[1:])}`")
+    from gioada.ablation import ABLATION, SCREEN
+    study = SCREEN if a.screen else ABLATION
+    waves = [parse_wave(w) for w in a.wave] or [(list(study.rows), a.steps)]
+    deadline = start + a.budget
+    for n, part in enumerate(a.parts.split(","), 1):
+        if part not in PARTS:
+            raise SystemExit(f"unknown part {part!r}: choose from {', '.join(PARTS)}")
+        if part != "train" and time.time() > deadline - 60:
+            report(f"\n(skipped {part}: under a minute of the budget left)")
+            continue
+        section(report, f"{n}. {PARTS[part]}", start)
+        if part == "tests":
+            run_tests(report, a.smoke)
+        elif part == "bench":
+            training_benchmark(report, a.smoke)
+        elif part == "finetune":
+            default_finetune(report, a.smoke)
+        else:
+            outs = train_waves(report, a.smoke, deadline, a.jobs, waves, dest, a.screen,
+                               tuple(shlex.split(a.train_args)))
+            pack(outs, dest, report)
     report(f"\ntotal {time.time() - start:.0f} s")
     print("\n" + (dest / "gpu.md").read_text())
 

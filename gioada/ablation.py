@@ -202,6 +202,25 @@ def summarise(out: str | Path, rows: Sequence[str] = tuple(ROWS)) -> dict[str, A
     return summary
 
 
+def final_validation(run: str | Path) -> float | None:
+    """The last validation mIoU in a run's ``log.csv`` (None when it logged none)."""
+    import csv
+    path = Path(run) / LOG
+    if not path.is_file():
+        return None
+    with open(path, newline="") as f:
+        values = [row["val/miou"] for row in csv.DictReader(f) if row.get("val/miou")]
+    return float(values[-1]) if values else None
+
+
+def median_validation_seed(out: str | Path, row: str) -> Path | None:
+    """The finished run of ``row`` whose final validation mIoU is the median over its seeds (the lower middle
+    for an even count): the seed to ship, as HRDA and MIC ship theirs. None when no seed has finished."""
+    scored = sorted(((v, p) for p in _finished(out, row) if (v := final_validation(p)) is not None),
+                    key=lambda vp: vp[0])
+    return scored[(len(scored) - 1) // 2][1] if scored else None
+
+
 def reevaluate(out: str | Path, log=print) -> list[Path]:
     """Evaluate every finished run again where its ``metrics.json`` comes from another inference mode
     (``inference.inference_mode``: runs evaluated on whole frames before window-by-window prediction), on as

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from gioada.ablation import (ROWS, adapts_input, command, evaluation_spread, pending, reevaluate, run_dir,
-                             set_aside, summarise, translation_check, translation_figure)
+from gioada.ablation import (ROWS, adapts_input, command, evaluation_spread, median_validation_seed, pending,
+                             reevaluate, run_dir, set_aside, summarise, translation_check, translation_figure)
 from gioada.checkpoint import load_model, load_run_config
 from gioada.cli import build_parser, main, train_config
 from gioada.evaluate import evaluate
@@ -67,6 +67,16 @@ def test_finished_runs_are_skipped_and_summarised_as_mean_and_std(tmp_path):
     s = summarise(tmp_path)["gioada"]
     assert s["miou"]["mean"] == 62.0 and s["miou"]["std"] == pytest.approx(2.8284, abs=1e-3)
     assert s["thin_miou"]["mean"] == 15.0 and s["seeds"]["seed1"]["command"] == "train gioada 1"
+
+
+def test_the_seed_to_ship_is_the_one_with_the_median_final_validation(tmp_path):
+    assert median_validation_seed(tmp_path, "gioada") is None
+    for seed, last in [(0, 0.30), (1, 0.55), (2, 0.41)]:      # the test mIoU plays no part in the choice
+        _fake_run(tmp_path, "gioada", seed, 90.0 - seed, 10.0)
+        (tmp_path / "gioada" / f"seed{seed}" / "log.csv").write_text(f"step,val/miou\n500,0.9\n1000,{last}\n")
+    assert median_validation_seed(tmp_path, "gioada").name == "seed2"
+    (tmp_path / "gioada" / "seed2" / "log.csv").write_text("step,val/miou\n500,\n")   # logged no validation
+    assert median_validation_seed(tmp_path, "gioada").name == "seed0"      # the lower middle of two
 
 
 def test_shipped_trains_exactly_the_missing_runs_assets_ships(tmp_path, monkeypatch):
