@@ -46,8 +46,10 @@ bench: install
 # never retrained, so `make ablation` carries on where the last sitting stopped. On the 2-core CPU one run
 # takes about 30 minutes with one thread (two run at a time); on a GPU, `bash bench/gpu.sh` trains the set.
 # --reevaluate re-measures runs evaluated before window-by-window prediction (a no-op once all are current).
+# Runs finished in an earlier sitting come back from their committed records first, as for the screen below.
 ABLATION = runs/ablation
 ablation: install
+	mkdir -p $(ABLATION) && cp -rn docs/ablation/. $(ABLATION)/
 	$(PY) -m gioada ablation --out $(ABLATION) --jobs 2 --threads 1
 	$(PY) -m gioada ablation --out $(ABLATION) --reevaluate
 	$(PY) -m gioada ablation --out $(ABLATION) --summary docs
