@@ -8,6 +8,8 @@ timed until the scene's title and every panel image (all of them new, decoded) s
 in the page, from the click event to the animation frame that finds every panel shown (what the user
 waits), and from Python, from Playwright's ``click()`` call until its wait returns (which adds Playwright's
 checks before it clicks and its round trips, about 50-100 ms). Prints every click and the medians.
+``--typed``: scene numbers 101-106 typed in the "Scene #" box and Run clicked instead (scenes no warm-up
+computes, so each one's first click computes its view).
 
 ``watched``: each round runs a fine-tune from the Fine-tune tab watched in Chromium to its end, then the
 same run on the command line (the command the app saved in the run's run.json: same settings, native
@@ -19,7 +21,7 @@ running when you quote a figure.
 button, timed from Playwright's ``set_input_files`` call until the title names the photo and every panel of
 both models shows (the browser's upload included), against a 400×300 JPEG in alternating rounds.
 
-    python -m bench.bench_browser explore [--clicks 10] [--cold]
+    python -m bench.bench_browser explore [--clicks 10] [--cold | --typed]
     python -m bench.bench_browser upload [--rounds 3]
     python -m bench.bench_browser watched [--steps 60] [--rounds 2]
 """
@@ -56,7 +58,7 @@ def _browser(p):
     return p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
 
 
-def explore(clicks: int, cold: bool = False) -> None:
+def explore(clicks: int, cold: bool = False, typed: bool = False) -> None:
     from playwright.sync_api import sync_playwright
     import app
     demo, url = _serve()
@@ -84,10 +86,12 @@ def explore(clicks: int, cold: bool = False) -> None:
                       " else requestAnimationFrame(f); }; requestAnimationFrame(f); }, true)")
         seen = {0}                         # the first view's scene (Explore opens on scene 0)
         for i in range(clicks + 1):
-            n = [1, 2, 3, 4, 5, 0][i % 6]
+            n = 101 + i % 6 if typed else [1, 2, 3, 4, 5, 0][i % 6]
             old = page.evaluate(f"[...document.querySelectorAll('{PANEL_IMAGES}')].map(e => e.src)")
+            if typed:
+                page.get_by_label("Scene #").fill(str(n))
             t = time.perf_counter()
-            page.locator("#scene-gallery button").nth(n).click()
+            page.locator("#explore-run" if typed else "#scene-gallery button").nth(0 if typed else n).click()
             page.wait_for_function(ready, arg=[n, old], timeout=60_000, polling="raf")
             ms = 1000 * (time.perf_counter() - t)
             page_ms = page.evaluate("window.gioReady - window.gioClick")
@@ -108,7 +112,7 @@ def explore(clicks: int, cold: bool = False) -> None:
     print(f"explore click -> every panel updated in Chromium: median {statistics.median(in_page):.0f} ms in the "
           f"page, from the click event (min {min(in_page):.0f}, max {max(in_page):.0f}); "
           f"{statistics.median(times):.0f} ms from Playwright's click() call ({len(times)} clicks)")
-    first = "computed on the click" if cold else "prefetched by the warm-up"
+    first = "computed on the click" if cold or typed else "prefetched by the warm-up"
     for name, xs in ((f"a scene not clicked before ({first})", new),
                      ("a scene clicked before (the view cache)", cached),
                      ("a scene not clicked before, its first panel (the strip)", first_new)):
@@ -212,6 +216,7 @@ def main() -> None:
     e = sub.add_parser("explore")
     e.add_argument("--clicks", type=int, default=10)
     e.add_argument("--cold", action="store_true", help="no warm-up: every scene's first click computes its view")
+    e.add_argument("--typed", action="store_true", help="type scene numbers and click Run instead of the gallery")
     u = sub.add_parser("upload")
     u.add_argument("--rounds", type=int, default=3)
     w = sub.add_parser("watched")
@@ -223,7 +228,7 @@ def main() -> None:
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"{CHROMIUM} is missing: apt-get install chromium")
     if a.what == "explore":
-        explore(a.clicks, a.cold)
+        explore(a.clicks, a.cold, a.typed)
     elif a.what == "upload":
         upload(a.rounds)
     else:

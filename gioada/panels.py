@@ -143,17 +143,19 @@ def strip(tiles: Sequence[tuple[np.ndarray, str]], gap: int = 6) -> np.ndarray:
 
 
 def label_png(labels: np.ndarray, space: LabelSpace) -> bytes:
-    """A class map H×W as an indexed (palette) PNG: pixel values are class indices, colours the classes'."""
+    """A class map H×W as an indexed (palette) PNG: pixel values are class indices, colours the classes'.
+    zlib's fastest level: at 128×384, 0.1 ms instead of 0.4 at the default level, the file 1 KB larger."""
     im = Image.fromarray(np.asarray(labels, np.uint8), mode="P")
     im.putpalette(palette(space).reshape(-1).tolist())
     buf = io.BytesIO()
-    im.save(buf, "PNG", optimize=False)
+    im.save(buf, "PNG", compress_level=1)
     return buf.getvalue()
 
 
 def depth_png(depth: np.ndarray) -> bytes:
-    """Depth H×W in metres as a 16-bit grey PNG in centimetres (0 .. 655.35 m)."""
+    """Depth H×W in metres as a 16-bit grey PNG in centimetres (0 .. 655.35 m), at zlib's fastest level (at
+    128×384, 2 ms instead of 10, the file 7% larger: Explore writes both PNGs of every new view)."""
     cm = np.clip(np.round(np.asarray(depth, np.float64) * 100), 0, 65535).astype(np.uint16)
     buf = io.BytesIO()
-    Image.fromarray(cm).save(buf, "PNG")
+    Image.fromarray(cm).save(buf, "PNG", compress_level=1)
     return buf.getvalue()
