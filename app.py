@@ -123,6 +123,7 @@ def _wire_model_lists(demo: gr.Blocks, registry: ModelRegistry, ex: ExploreTab, 
     ex.refresh.click(update, models, lists, api_name="list_models")
     first_view = demo.load(update, None, lists, api_name="on_load").then(
         **ex.explore, api_name="explore_initial").then(ex.describe, models, ex.model_info, api_name="describe_initial")
+    first_view.then(**ex.prefetch_random, api_name="prefetch_random_initial")
     ft.run.then(update, models, lists, api_name="refresh_after_run")
     return first_view
 

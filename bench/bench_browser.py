@@ -9,7 +9,10 @@ in the page, from the click event to the animation frame that finds every panel 
 waits), and from Python, from Playwright's ``click()`` call until its wait returns (which adds Playwright's
 checks before it clicks and its round trips, about 50-100 ms). Prints every click and the medians.
 ``--typed``: scene numbers 101-106 typed in the "Scene #" box and Run clicked instead (scenes no warm-up
-computes, so each one's first click computes its view).
+computes, so each one's first click computes its view). ``--random``: the "Random scene" button clicked
+instead, timed until the title names a scene other than the last and every panel is new (the app draws
+Random's next number one click ahead and computes its view in the background).
+``--pause S``: seconds between a click's answer and the next click (a person looks at the result; 0 by default).
 
 ``watched``: each round runs a fine-tune from the Fine-tune tab watched in Chromium to its end, then the
 same run on the command line (the command the app saved in the run's run.json: same settings, native
@@ -21,7 +24,7 @@ running when you quote a figure.
 button, timed from Playwright's ``set_input_files`` call until the title names the photo and every panel of
 both models shows (the browser's upload included), against a 400×300 JPEG in alternating rounds.
 
-    python -m bench.bench_browser explore [--clicks 10] [--cold | --typed]
+    python -m bench.bench_browser explore [--clicks 10] [--cold | --typed | --random] [--pause S]
     python -m bench.bench_browser upload [--rounds 3]
     python -m bench.bench_browser watched [--steps 60] [--rounds 2]
 """
@@ -58,13 +61,15 @@ def _browser(p):
     return p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
 
 
-def explore(clicks: int, cold: bool = False, typed: bool = False) -> None:
+def explore(clicks: int, cold: bool = False, typed: bool = False, random: bool = False, pause: float = 0.0) -> None:
     from playwright.sync_api import sync_playwright
     import app
     demo, url = _serve()
     warmed = None if cold else app.warm_up(demo)
-    ready = ("([n, old]) => { const t = document.querySelector('#scene-title');"
-             " if (!t || !t.innerText.includes('scene #' + n + ' ')) return false;"
+    # n: the scene whose title is awaited, or null (Random) for any scene but the last one shown (title old_title)
+    ready = ("([n, old, old_title]) => { const t = document.querySelector('#scene-title');"
+             " if (!t || (n === null ? t.innerText === old_title : !t.innerText.includes('scene #' + n + ' ')))"
+             " return false;"
              f" const imgs = [...document.querySelectorAll('{PANEL_IMAGES}')];"
              " if (!(imgs.length >= 7 && imgs.every(e => e.complete && e.naturalWidth > 0 && !old.includes(e.src))))"
              " return false; window.gioReady = performance.now(); return true; }")
@@ -86,14 +91,20 @@ def explore(clicks: int, cold: bool = False, typed: bool = False) -> None:
                       " else requestAnimationFrame(f); }; requestAnimationFrame(f); }, true)")
         seen = {0}                         # the first view's scene (Explore opens on scene 0)
         for i in range(clicks + 1):
-            n = 101 + i % 6 if typed else [1, 2, 3, 4, 5, 0][i % 6]
+            n = None if random else 101 + i % 6 if typed else [1, 2, 3, 4, 5, 0][i % 6]
             old = page.evaluate(f"[...document.querySelectorAll('{PANEL_IMAGES}')].map(e => e.src)")
+            old_title = page.locator("#scene-title").inner_text()
             if typed:
                 page.get_by_label("Scene #").fill(str(n))
+            time.sleep(pause)
             t = time.perf_counter()
-            page.locator("#explore-run" if typed else "#scene-gallery button").nth(0 if typed else n).click()
-            page.wait_for_function(ready, arg=[n, old], timeout=60_000, polling="raf")
+            button = page.get_by_role("button", name="Random scene") if random else \
+                page.locator("#explore-run" if typed else "#scene-gallery button").nth(0 if typed else n)
+            button.click()
+            page.wait_for_function(ready, arg=[n, old, old_title], timeout=60_000, polling="raf")
             ms = 1000 * (time.perf_counter() - t)
+            if random:
+                n = int(page.get_by_label("Scene #").input_value())
             page_ms = page.evaluate("window.gioReady - window.gioClick")
             first_ms = page.evaluate("window.gioFirst === null ? null : window.gioFirst - window.gioClick")
             kind = "seen" if n in seen else "new"
@@ -112,7 +123,8 @@ def explore(clicks: int, cold: bool = False, typed: bool = False) -> None:
     print(f"explore click -> every panel updated in Chromium: median {statistics.median(in_page):.0f} ms in the "
           f"page, from the click event (min {min(in_page):.0f}, max {max(in_page):.0f}); "
           f"{statistics.median(times):.0f} ms from Playwright's click() call ({len(times)} clicks)")
-    first = "computed on the click" if cold or typed else "prefetched by the warm-up"
+    first = ("drawn and computed one click ahead" if random else "computed on the click" if cold or typed
+             else "prefetched by the warm-up")
     for name, xs in ((f"a scene not clicked before ({first})", new),
                      ("a scene clicked before (the view cache)", cached),
                      ("a scene not clicked before, its first panel (the strip)", first_new)):
@@ -217,6 +229,8 @@ def main() -> None:
     e.add_argument("--clicks", type=int, default=10)
     e.add_argument("--cold", action="store_true", help="no warm-up: every scene's first click computes its view")
     e.add_argument("--typed", action="store_true", help="type scene numbers and click Run instead of the gallery")
+    e.add_argument("--random", action="store_true", help="click Random scene instead of the gallery")
+    e.add_argument("--pause", type=float, default=0.0, help="seconds between an answer and the next click")
     u = sub.add_parser("upload")
     u.add_argument("--rounds", type=int, default=3)
     w = sub.add_parser("watched")
@@ -228,7 +242,7 @@ def main() -> None:
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"{CHROMIUM} is missing: apt-get install chromium")
     if a.what == "explore":
-        explore(a.clicks, a.cold, a.typed)
+        explore(a.clicks, a.cold, a.typed, a.random, a.pause)
     elif a.what == "upload":
         upload(a.rounds)
     else:

@@ -31,6 +31,7 @@ from gioada.app.explore import Explorer
 from gioada.app.finetune import FinetuneManager, FinetuneParams, Snapshot, safe_run_name
 from gioada.app.plots import CHANCE, CONFIDENCE_SERIES, LOSS_SERIES, curve_frame
 from gioada.app.registry import ModelRegistry
+from gioada.app.scenes import MAX_SCENE
 from gioada.app.ui import explore_tab, finetune_tab, learn_tab
 from gioada.app.ui.cards import progress_html
 from gioada.app.uploads import WORK_PIXELS, fit_to, load_upload
@@ -131,6 +132,27 @@ def test_every_event_is_named(served):
     assert all(n and not n.startswith("lambda") for n in names), names
     assert len(set(names)) == len(names)
     assert {"explore", "explore_upload", "finetune", "stop", "lab_reset", "lab_step_d", "lab_play"} <= set(names)
+
+
+def test_random_scene_shows_a_number_whose_view_was_computed_before_the_click(served):
+    demo, client = served
+    explorer = demo.gioada["explorer"]
+    client.predict("gioada", "source-only", 1.0, api_name="/prefetch_random")    # after the first view
+    n = client.predict(api_name="/random_scene")                                   # the number drawn then
+    assert isinstance(n, int) and 0 <= n <= MAX_SCENE
+    key = (("gioada", "source-only"), n, 1.0)
+    deadline = time.monotonic() + 60
+    while key not in explorer._views and time.monotonic() < deadline:            # computed in the background
+        time.sleep(0.05)
+    runs = []
+    hook = explorer.registry.load("gioada").task_network.register_forward_hook(lambda *a: runs.append(1))
+    try:
+        out = client.predict("gioada", "source-only", n, 1.0, api_name="/explore")   # the Random click's view
+    finally:
+        hook.remove()
+    assert f"scene #{n} " in out[0] and not runs                                  # served from the cache
+    assert client.predict(api_name="/random_scene") != n          # taken once: the next click draws afresh
+    client.predict("no-such-model", "", "not a number", api_name="/prefetch_random")  # bad values: no error
 
 
 def test_explore_compares_two_models(served):

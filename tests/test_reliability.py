@@ -364,7 +364,7 @@ class _PrefetchingExplorer:
     def preload(self, keys):
         self.order.append("preload")
 
-    def prefetch(self, keys, index):
+    def prefetch(self, keys, index, shift=1.0):
         if index == 1:
             self.started.set()
             self.release.wait(10)
@@ -603,3 +603,20 @@ def test_explorers_beyond_the_bound_are_told_busy_at_once_and_served_again_after
     for t in threads:
         t.join(10)
     assert sorted(results) == [0, 1, 2] and explorer.scene([], 7) == 7
+
+
+def test_background_views_never_queue_up_one_waits_or_computes_at_a_time():
+    from gioada.app.serving import ComputeThread, OnComputeThread
+    inner, compute = _PrefetchingExplorer(), ComputeThread()
+    explorer = OnComputeThread(inner, compute)
+    assert explorer.prefetch(["gioada"], 1)                      # computing, held until released
+    assert inner.started.wait(10)
+    assert not any(explorer.prefetch(["gioada"], i) for i in (2, 3, 4))   # refused while it computes
+    assert not compute._queue
+    inner.release.set()
+    deadline = time.monotonic() + 10
+    while explorer._prefetching and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert explorer.prefetch(["gioada"], 5)                      # free again once it has finished
+    assert compute.call(lambda: None) is None                     # queued behind prefetch 5, so it has run
+    assert inner.order == ["prefetch 1", "prefetch 5"]

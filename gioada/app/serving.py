@@ -242,6 +242,7 @@ class OnComputeThread:
         self._explorer, self._compute = explorer, compute
         self.max_waiting = max_waiting
         self._waiting = 0
+        self._prefetching = False      # a background view (:meth:`prefetch`) waits or computes
         self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
@@ -267,6 +268,25 @@ class OnComputeThread:
     def upload(self, *args: Any, **kwargs: Any) -> Any:
         with self._admitted():
             return self._compute.call(self._explorer.upload, *args, **kwargs)
+
+    def prefetch(self, model_keys: Sequence[str], index: Any, shift: Any = 1.0) -> bool:
+        """Queue :meth:`Explorer.prefetch` of one view on the compute thread and return at once, unless an
+        earlier one still waits or computes: background views never queue up in front of visitors' clicks,
+        however many visitors ask. Returns whether it was queued."""
+        with self._lock:
+            if self._prefetching:
+                return False
+            self._prefetching = True
+
+        def finished(task: Future) -> None:
+            with self._lock:
+                self._prefetching = False
+            if task.exception() is not None:
+                log.warning("prefetching a view failed (the click that needs it will say why): %r", task.exception())
+
+        self._compute.submit(_on_threads, CALL_THREADS, self._explorer.prefetch, (list(model_keys), index, shift),
+                             {}).add_done_callback(finished)
+        return True
 
     def preload(self, model_keys: Sequence[str], scenes: Sequence[int] = ()) -> Future:
         """Queue :meth:`Explorer.preload` of ``model_keys`` on the compute thread, then the views of ``scenes``

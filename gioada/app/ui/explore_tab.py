@@ -33,6 +33,7 @@ class ExploreTab:
     refresh: gr.Button
     gallery: gr.Gallery
     explore: dict[str, Any]      # keyword arguments of the explore event
+    prefetch_random: dict[str, Any]  # ... of the event that draws Random's next scene and computes its view
     describe: Callable[[str, str], str]
     thumbnails: Callable[[], list[Any]]
 
@@ -117,8 +118,22 @@ def explore_tab(explorer: Explorer) -> ExploreTab:
     run_btn.click(**explore_kw, api_name="explore")
     scene.submit(**explore_kw, api_name="explore_scene_number")
     shift.release(**explore_kw, api_name="explore_shift")
-    random_btn.click(lambda: random.randrange(MAX_SCENE), outputs=scene, api_name="random_scene").then(
-        **explore_kw, api_name="explore_random")
+    # Random scene shows a number drawn one click ahead, whose view was computed meanwhile (per session: the
+    # draw after the page's first view and after each Random click), so the click is served from the cache.
+    next_random = gr.State(None)
+
+    def take_random(drawn: int | None) -> tuple[int, None]:
+        return (drawn if isinstance(drawn, int) else random.randrange(MAX_SCENE)), None
+
+    def draw_random(a: str, b: str, strength: Any) -> int:
+        n = random.randrange(MAX_SCENE)
+        explorer.prefetch([k for k in (a, b) if k], n, strength)   # in the background; errors wait for the click
+        return n
+
+    prefetch_random = dict(fn=draw_random, inputs=[model_a, model_b, shift], outputs=next_random,
+                           preprocess=False, show_progress="hidden")
+    random_btn.click(take_random, next_random, [scene, next_random], api_name="random_scene").then(
+        **explore_kw, api_name="explore_random").then(**prefetch_random, api_name="prefetch_random")
     gallery.select(explore_picked, [model_a, model_b, shift], [scene, *outputs], api_name="explore_picked",
                    **progress)
     for dd, name in ((model_a, "a"), (model_b, "b")):
@@ -126,7 +141,7 @@ def explore_tab(explorer: Explorer) -> ExploreTab:
             describe, [model_a, model_b], model_info, api_name=f"describe_{name}")
     upload.upload(explore_photo, [upload, model_a, model_b], outputs, api_name="explore_upload", **progress)
     return ExploreTab(model_a, model_b, scene, shift, model_info, tour_box, refresh_btn, gallery, explore_kw,
-                       describe, functools.cache(functools.partial(explorer.gallery, GALLERY_SCENES)))
+                       prefetch_random, describe, functools.cache(functools.partial(explorer.gallery, GALLERY_SCENES)))
 
 
 def default_models(keys: list[str]) -> tuple[str | None, str]:
