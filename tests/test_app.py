@@ -137,21 +137,20 @@ def test_every_event_is_named(served):
 def test_random_scene_shows_a_number_whose_view_was_computed_before_the_click(served):
     demo, client = served
     explorer = demo.gioada["explorer"]
-    client.predict("gioada", "source-only", 1.0, api_name="/prefetch_random")    # after the first view
-    n = client.predict(api_name="/random_scene")                                   # the number drawn then
-    assert isinstance(n, int) and 0 <= n <= MAX_SCENE
-    key = (("gioada", "source-only"), n, 1.0)
+    client.predict("gioada", "source-only", 1.0, api_name="/prefetch_random")    # as after the first view
     deadline = time.monotonic() + 60
-    while key not in explorer._views and time.monotonic() < deadline:            # computed in the background
+    while explorer._prefetching and time.monotonic() < deadline:                 # computed in the background
         time.sleep(0.05)
     runs = []
     hook = explorer.registry.load("gioada").task_network.register_forward_hook(lambda *a: runs.append(1))
     try:
-        out = client.predict("gioada", "source-only", n, 1.0, api_name="/explore")   # the Random click's view
+        n, *out = client.predict("gioada", "source-only", 1.0, api_name="/explore_random")   # the Random click
+        assert isinstance(n, int) and 0 <= n <= MAX_SCENE
+        assert f"scene #{n} " in out[0] and not runs                              # served from the cache
+        m, *out = client.predict("gioada", "source-only", 1.0, api_name="/explore_random")
+        assert m != n and f"scene #{m} " in out[0] and runs           # taken once: the next click draws afresh
     finally:
         hook.remove()
-    assert f"scene #{n} " in out[0] and not runs                                  # served from the cache
-    assert client.predict(api_name="/random_scene") != n          # taken once: the next click draws afresh
     client.predict("no-such-model", "", "not a number", api_name="/prefetch_random")  # bad values: no error
 
 

@@ -120,10 +120,13 @@ def explore_tab(explorer: Explorer) -> ExploreTab:
     shift.release(**explore_kw, api_name="explore_shift")
     # Random scene shows a number drawn one click ahead, whose view was computed meanwhile (per session: the
     # draw after the page's first view and after each Random click), so the click is served from the cache.
+    # One event sets the number and the view: a second round trip cost the click about 100 ms.
     next_random = gr.State(None)
 
-    def take_random(drawn: int | None) -> tuple[int, None]:
-        return (drawn if isinstance(drawn, int) else random.randrange(MAX_SCENE)), None
+    @friendly
+    def explore_random(a: str, b: str, strength: Any, drawn: int | None) -> list[Any]:
+        index = drawn if isinstance(drawn, int) else random.randrange(MAX_SCENE)
+        return [index, None, *explore_values(explorer.scene([a, b], index, strength), space, f"scene{index}")]
 
     def draw_random(a: str, b: str, strength: Any) -> int:
         n = random.randrange(MAX_SCENE)
@@ -132,8 +135,9 @@ def explore_tab(explorer: Explorer) -> ExploreTab:
 
     prefetch_random = dict(fn=draw_random, inputs=[model_a, model_b, shift], outputs=next_random,
                            preprocess=False, show_progress="hidden")
-    random_btn.click(take_random, next_random, [scene, next_random], api_name="random_scene").then(
-        **explore_kw, api_name="explore_random").then(**prefetch_random, api_name="prefetch_random")
+    random_btn.click(explore_random, [model_a, model_b, shift, next_random], [scene, next_random, *outputs],
+                     api_name="explore_random", preprocess=False, **progress).then(
+        **prefetch_random, api_name="prefetch_random")
     gallery.select(explore_picked, [model_a, model_b, shift], [scene, *outputs], api_name="explore_picked",
                    **progress)
     for dd, name in ((model_a, "a"), (model_b, "b")):
