@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-fast install browser bench ablation screen assets clean
+.PHONY: run test test-fast install browser bench ablation screen final assets clean
 
 # gioada is installed editable (pyproject.toml), with its pins from requirements.txt and the test tools.
 $(VENV)/.installed: pyproject.toml requirements.txt requirements-dev.txt
@@ -62,6 +62,14 @@ screen: install
 	mkdir -p runs/screen && cp -rn docs/screen/. runs/screen/
 	$(PY) -m gioada ablation --screen --jobs 2 --threads 1
 	$(PY) -m gioada ablation --screen --summary docs
+
+# The final set (issue 26 §2): every ablation row with T's encoder from ImageNet's weights (the screen's choice),
+# 3 seeds, 6000 steps (gioada.ablation.FINAL), resumable like the ablation; then docs/final.json and .md. About
+# two one-thread hours a run on the 2-core CPU, two at a time; on a GPU, `bash bench/gpu.sh --final`.
+final: install
+	mkdir -p runs/final && { test ! -d docs/final || cp -rn docs/final/. runs/final/; }
+	$(PY) -m gioada ablation --final --jobs 2 --threads 1
+	$(PY) -m gioada ablation --final --summary docs
 
 # The shipped models (assets/): each a seed of an ablation row (gioada.pretrained.SHIPPED and shipped_source),
 # copied into assets/ only once all are trained (git keeps the old ones), then the report's figures.

@@ -12,7 +12,8 @@ pytest, for the tests) preinstalled, ``bash bench/gpu.sh`` runs the ``--parts`` 
   a length (the study's own without ``@``) into runs/gpu-ablation[-STEPS], ``--jobs`` runs at a time; a batch
   starts only if the slowest pace so far says it ends within the budget (the first always starts), and a
   failed run prints the end of its log and stops. Without ``--wave``: every row at ``--steps``.
-  ``--screen`` trains the stabiliser screen's rows instead (``gioada.ablation.SCREEN``).
+  ``--screen`` trains the stabiliser screen's rows instead (``gioada.ablation.SCREEN``), ``--final`` the final
+  set's (``gioada.ablation.FINAL``: every row with the ImageNet encoder, 3 seeds, 6000 steps).
 
 Every figure goes to ``OUT/gpu.md``, printed at the end. After every finished run, the runs' metrics and logs
 are packed into ``OUT/ablation-metrics.tar.gz`` and each row's median-validation seed's weights (the one the
@@ -32,12 +33,15 @@ import tarfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))          # runs on a GPU machine without installing the package
 sys.path.insert(0, str(ROOT / "bench"))
+if TYPE_CHECKING:
+    from gioada.ablation import Study
 
 GPU_TESTS = ["tests/test_module.py", "tests/test_networks.py", "tests/test_config.py", "tests/test_ablation.py",
              "tests/test_train_cli.py", "tests/test_evaluate.py", "tests/test_device.py"]
@@ -105,12 +109,13 @@ def parse_wave(text: str) -> tuple[list[str], int | None]:
 
 
 def train_waves(report: Report, smoke: bool, deadline: float, jobs: int, waves: list[tuple[list[str], int | None]],
-                dest: Path, screen: bool = False, train_args: tuple[str, ...] = ()) -> list[Path]:
+                dest: Path, study: Study | None = None, train_args: tuple[str, ...] = ()) -> list[Path]:
     """Train each wave's rows × the study's seeds at its length, ``jobs`` runs at a time, into
     runs/gpu-STUDY[-STEPS]. A batch of runs starts only if the slowest run so far says it ends before
-    ``deadline`` (the first always starts); the results are packed into ``dest`` after every finished run."""
-    from gioada.ablation import ABLATION, SCREEN, markdown, pending, summarise, train_all
-    study = SCREEN if screen else ABLATION
+    ``deadline`` (the first always starts); the results are packed into ``dest`` after every finished run.
+    ``study``: a ``gioada.ablation.Study`` (default: the ablation)."""
+    from gioada.ablation import ABLATION, markdown, pending, summarise, train_all
+    study = study or ABLATION
     outs: list[Path] = []
     pace: list[float] = []                        # seconds per step of each finished run
     lock = threading.Lock()
@@ -196,8 +201,11 @@ def main() -> None:
     p.add_argument("--parts", default="tests,bench,finetune,train",
                    help=f"comma-separated, run in this order: {', '.join(PARTS)}")
     p.add_argument("--smoke", action="store_true", help="tiny settings: checks the script end to end in seconds")
-    p.add_argument("--screen", action="store_true", help="train the stabiliser screen (5 seeds of each candidate) "
-                   "instead of the ablation, into runs/gpu-screen")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--screen", action="store_true", help="train the stabiliser screen (5 seeds of each "
+                       "candidate) instead of the ablation, into runs/gpu-screen")
+    which.add_argument("--final", action="store_true", help="train the final set (every row with the ImageNet "
+                       "encoder, 3 seeds, 6000 steps) instead of the ablation, into runs/gpu-final")
     p.add_argument("--steps", type=int, default=None, help="train every ablation run this long instead of the "
                    "ablation's 3000 steps, into runs/gpu-ablation-STEPS (6000: the oracle at 3000 is undertrained)")
     p.add_argument("--wave", action="append", default=[], metavar="ROW,ROW[@STEPS]",
@@ -213,8 +221,8 @@ def main() -> None:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU (CPU only)"
     report(f"# GPU figures: {gpu}\n\ntorch {torch.__version__}, Python {platform.python_version()}, "
            f"{os.cpu_count()} CPU cores; `bash bench/gpu.sh {' '.join(sys.argv[1:])}`")
-    from gioada.ablation import ABLATION, SCREEN
-    study = SCREEN if a.screen else ABLATION
+    from gioada.ablation import ABLATION, FINAL, SCREEN
+    study = SCREEN if a.screen else FINAL if a.final else ABLATION
     waves = [parse_wave(w) for w in a.wave] or [(list(study.rows), a.steps)]
     deadline = start + a.budget
     for n, part in enumerate(a.parts.split(","), 1):
@@ -231,7 +239,7 @@ def main() -> None:
         elif part == "finetune":
             default_finetune(report, a.smoke)
         else:
-            outs = train_waves(report, a.smoke, deadline, a.jobs, waves, dest, a.screen,
+            outs = train_waves(report, a.smoke, deadline, a.jobs, waves, dest, study,
                                tuple(shlex.split(a.train_args)))
             pack(outs, dest, report)
     report(f"\ntotal {time.time() - start:.0f} s")

@@ -9,6 +9,7 @@ so an interrupted ablation resumes where it stopped.
     python -m gioada ablation --out runs/ablation --summary docs    # docs/ablation.json + .md
     python -m gioada ablation --screen --jobs 2                     # the stabiliser screen, into runs/screen
     python -m gioada ablation --screen --summary docs               # docs/screen.json + .md
+    python -m gioada ablation --final --jobs 2                      # the final set, into runs/final
 
 A *collapse* is one definition everywhere: a seed more than ``COLLAPSE_MARGIN`` (10) mIoU points below its
 row's median over seeds.
@@ -94,6 +95,11 @@ class Study:
 
 ABLATION = Study("ablation", ROWS, TRAIN_ARGS, SEEDS, "runs/ablation")
 SCREEN = Study("screen", SCREEN_ROWS, SCREEN_ARGS, (0, 1, 2, 3, 4), "runs/screen")
+# The final set (issue 26 §2): every ablation row with the lever the screen chose (T's encoder from ImageNet's
+# weights: the only candidate beyond gioada's seed spread), at the length the validation curves call for (6000
+# steps: the oracle's gain over 3000 is three times its spread; README), 3 seeds.
+FINAL = Study("final", {row: (*flags, *IMAGENET) for row, flags in ROWS.items() if not row.endswith("-imagenet")},
+              ("--steps", "6000", "--val-every", "500", "--eval-scenes", "500", "--half"), SEEDS, "runs/final")
 
 
 def collapses(values: Sequence[float]) -> list[bool]:

@@ -143,9 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--shift", type=float, default=1.0)
     ab = sub.add_parser("ablation", help="train every ablation row with several seeds (resumable); summarise")
     ab.add_argument("--out", default=None, help="folder of the runs, OUT/ROW/seedS (default: runs/ablation, "
-                    "runs/screen with --screen)")
-    ab.add_argument("--screen", action="store_true", help="the stabiliser screen (gioada.ablation.SCREEN: one "
-                    "candidate a row, 5 seeds, 1500 steps) instead of the ablation")
+                    "runs/screen with --screen, runs/final with --final)")
+    which = ab.add_mutually_exclusive_group()
+    which.add_argument("--screen", action="store_true", help="the stabiliser screen (gioada.ablation.SCREEN: one "
+                       "candidate a row, 5 seeds, 1500 steps) instead of the ablation")
+    which.add_argument("--final", action="store_true", help="the final set (gioada.ablation.FINAL: every row with "
+                       "the ImageNet encoder, 3 seeds, 6000 steps) instead of the ablation")
     ab.add_argument("--rows", nargs="*", default=None, help="rows to train (default: all)")
     ab.add_argument("--seeds", nargs="*", type=int, default=None, help="seeds (default: 0 1 2; the screen's 0-4)")
     ab.add_argument("--shipped", action="store_true", help="only the runs assets/ ships (gioada.pretrained.SHIPPED)")
@@ -205,8 +208,8 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 
 def cmd_ablation(a: argparse.Namespace) -> int:
-    from .ablation import ABLATION, SCREEN, markdown, reevaluate, train_all, write_summary, write_translations
-    study = SCREEN if a.screen else ABLATION
+    from .ablation import ABLATION, FINAL, SCREEN, markdown, reevaluate, train_all, write_summary, write_translations
+    study = SCREEN if a.screen else FINAL if a.final else ABLATION
     a.out = a.out or study.out
     if a.reevaluate:
         print(f"{len(reevaluate(a.out))} runs re-evaluated")
@@ -228,9 +231,9 @@ def cmd_ablation(a: argparse.Namespace) -> int:
     extra = [x for x in a.extra if x != "--"]
     rows, seeds, only = a.rows or tuple(study.rows), study.seeds if a.seeds is None else a.seeds, None
     if a.shipped:
-        if a.rows or a.seeds is not None or a.screen:
-            raise ValueError("--shipped chooses the runs itself (those assets/ ships): leave out --rows, --seeds "
-                             "and --screen")
+        if a.rows or a.seeds is not None or a.screen or a.final:
+            raise ValueError("--shipped chooses the runs itself (those assets/ ships): leave out --rows, --seeds, "
+                             "--screen and --final")
         from .pretrained import SHIPPED, shipped_source
         only = [shipped_source(name) for name in SHIPPED]
         rows, seeds = sorted({row for row, _ in only}), sorted({seed for _, seed in only})

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from gioada.ablation import (ROWS, adapts_input, command, evaluation_spread, levels_off, median_validation_seed,
+from gioada.ablation import (FINAL, ROWS, adapts_input, command, evaluation_spread, levels_off, median_validation_seed,
                              pending, reevaluate, run_dir, set_aside, summarise, translation_check,
                              translation_figure, validation_curve)
 from gioada.checkpoint import load_model, load_run_config
@@ -12,8 +12,8 @@ from gioada.evaluate import evaluate
 from gioada.pretrained import SHIPPED, shipped_source
 
 
-def _config(row):
-    argv = command("runs/x", row, 0)[3:]  # after "python -m gioada"
+def _config(row, study=None):
+    argv = (command("runs/x", row, 0, study=study) if study else command("runs/x", row, 0))[3:]  # after "python -m gioada"
     return train_config(build_parser().parse_args(argv))
 
 
@@ -40,6 +40,24 @@ def test_each_row_is_the_setting_it_names(row, lam_in, lam_out, lam_depth, g_dep
     assert (cfg.data.height, cfg.data.width, cfg.data.crop, cfg.steps) == (128, 384, (64, 192), 3000)
     imagenet = row.endswith("-imagenet")            # T's encoder starts from ImageNet's weights in these rows only
     assert (m.encoder, m.pretrained_backbone) == (("efficientnet-lite0", True) if imagenet else ("resnet", False))
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if not r.endswith("-imagenet")])
+def test_the_final_set_is_each_ablation_row_with_the_imagenet_encoder_at_6000_steps(row):
+    final, ablation = _config(row, FINAL), _config(row)
+    assert (final.model.encoder, final.model.pretrained_backbone, final.steps, final.seed) == \
+        ("efficientnet-lite0", True, 6000, 0)
+    same = lambda cfg: (cfg.model.lam_input, cfg.model.lam_output, cfg.model.lam_depth, cfg.model.lam_content,  # noqa: E731
+                        cfg.model.transform_depth, cfg.model.output_disc_depth, cfg.data)
+    assert same(final) == same(ablation)                 # the row's own settings and the data, unchanged
+    assert FINAL.seeds == (0, 1, 2) and "gioada-imagenet" not in FINAL.rows
+
+
+def test_the_ablation_command_takes_one_study(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["ablation", "--screen", "--final"])
+    assert "not allowed with" in capsys.readouterr().err
+    assert main(["ablation", "--final", "--shipped"]) == 2
 
 
 def test_rows_cover_the_shipped_models():
