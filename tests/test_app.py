@@ -154,6 +154,30 @@ def test_random_scene_shows_a_number_whose_view_was_computed_before_the_click(se
     client.predict("no-such-model", "", "not a number", api_name="/prefetch_random")  # bad values: no error
 
 
+def test_a_scene_number_being_typed_is_computed_before_enter(served):
+    demo, client = served
+    explorer = demo.gioada["explorer"]
+
+    def settled():
+        deadline = time.monotonic() + 60
+        while explorer._prefetching and time.monotonic() < deadline:            # computed in the background
+            time.sleep(0.05)
+
+    client.predict("gioada", "source-only", 4242, 1.0, api_name="/prefetch_typed")
+    settled()
+    runs = []
+    hook = explorer.registry.load("gioada").task_network.register_forward_hook(lambda *a: runs.append(1))
+    try:
+        out = client.predict("gioada", "source-only", 4242, 1.0, api_name="/explore_scene_number")   # Enter
+    finally:
+        hook.remove()
+    assert "scene #4242 " in out[0] and not runs                                 # served from the cache
+    views = len(explorer._views)
+    client.predict("gioada", "source-only", "42x", 1.0, api_name="/prefetch_typed")   # not a number yet: no error
+    settled()
+    assert len(explorer._views) == views
+
+
 def test_explore_compares_two_models(served):
     _, client = served
     t = time.perf_counter()

@@ -243,6 +243,7 @@ class OnComputeThread:
         self.max_waiting = max_waiting
         self._waiting = 0
         self._prefetching = False      # a background view (:meth:`prefetch`) waits or computes
+        self._next_view: tuple | None = None   # the one to compute after it
         self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
@@ -269,24 +270,27 @@ class OnComputeThread:
         with self._admitted():
             return self._compute.call(self._explorer.upload, *args, **kwargs)
 
-    def prefetch(self, model_keys: Sequence[str], index: Any, shift: Any = 1.0) -> bool:
-        """Queue :meth:`Explorer.prefetch` of one view on the compute thread and return at once, unless an
-        earlier one still waits or computes: background views never queue up in front of visitors' clicks,
-        however many visitors ask. Returns whether it was queued."""
+    def prefetch(self, model_keys: Sequence[str], index: Any, shift: Any = 1.0) -> None:
+        """Compute one view (:meth:`Explorer.prefetch`) on the compute thread in the background and return at
+        once. One background view waits or computes at a time and one more is kept for after it, the latest
+        asked for (it replaces an older one): however many visitors ask, background views never queue up in
+        front of their clicks, and what a visitor asked for last is what gets computed."""
         with self._lock:
+            self._next_view = (list(model_keys), index, shift)
             if self._prefetching:
-                return False
+                return
             self._prefetching = True
+        self._prefetch_next()
 
-        def finished(task: Future) -> None:
-            with self._lock:
-                self._prefetching = False
-            if task.exception() is not None:
-                log.warning("prefetching a view failed (the click that needs it will say why): %r", task.exception())
-
-        self._compute.submit(_on_threads, CALL_THREADS, self._explorer.prefetch, (list(model_keys), index, shift),
-                             {}).add_done_callback(finished)
-        return True
+    def _prefetch_next(self, finished: Future | None = None) -> None:
+        if finished is not None and finished.exception() is not None:
+            log.warning("prefetching a view failed (the click that needs it will say why): %r", finished.exception())
+        with self._lock:
+            view, self._next_view = self._next_view, None
+            self._prefetching = view is not None
+        if view is not None:
+            self._compute.submit(_on_threads, CALL_THREADS, self._explorer.prefetch, view, {}).add_done_callback(
+                self._prefetch_next)
 
     def preload(self, model_keys: Sequence[str], scenes: Sequence[int] = ()) -> Future:
         """Queue :meth:`Explorer.preload` of ``model_keys`` on the compute thread, then the views of ``scenes``

@@ -128,9 +128,12 @@ def explore_tab(explorer: Explorer) -> ExploreTab:
         index = drawn if isinstance(drawn, int) else random.randrange(MAX_SCENE)
         return [index, None, *explore_values(explorer.scene([a, b], index, strength), space, f"scene{index}")]
 
+    def in_background(a: str, b: str, index: Any, strength: Any) -> None:
+        explorer.prefetch([k for k in (a, b) if k], index, strength)   # errors wait for the click that meets them
+
     def draw_random(a: str, b: str, strength: Any) -> int:
         n = random.randrange(MAX_SCENE)
-        explorer.prefetch([k for k in (a, b) if k], n, strength)   # in the background; errors wait for the click
+        in_background(a, b, n, strength)
         return n
 
     prefetch_random = dict(fn=draw_random, inputs=[model_a, model_b, shift], outputs=next_random,
@@ -138,6 +141,10 @@ def explore_tab(explorer: Explorer) -> ExploreTab:
     random_btn.click(explore_random, [model_a, model_b, shift, next_random], [scene, next_random, *outputs],
                      api_name="explore_random", preprocess=False, **progress).then(
         **prefetch_random, api_name="prefetch_random")
+    # A number being typed is computed in the background (the latest one typed: see OnComputeThread.prefetch), so
+    # Enter or Run a moment later is served from the view cache.
+    scene.input(in_background, [model_a, model_b, scene, shift], None, preprocess=False, show_progress="hidden",
+                trigger_mode="always_last", api_name="prefetch_typed")
     gallery.select(explore_picked, [model_a, model_b, shift], [scene, *outputs], api_name="explore_picked",
                    **progress)
     for dd, name in ((model_a, "a"), (model_b, "b")):
