@@ -9,7 +9,7 @@ in the page, from the click event to the animation frame that finds every panel 
 waits), and from Python, from Playwright's ``click()`` call until its wait returns (which adds Playwright's
 checks before it clicks and its round trips, about 50-100 ms). Prints every click and the medians.
 ``--typed``: scene numbers 101-106 typed in the "Scene #" box and Run clicked instead (scenes no warm-up
-computes, so each one's first click computes its view). ``--random``: the "Random scene" button clicked
+computes; the app computes a number's view while it is typed, so with ``--pause`` Run finds it done). ``--random``: the "Random scene" button clicked
 instead, timed until the title names a scene other than the last and every panel is new (the app draws
 Random's next number one click ahead and computes its view in the background).
 ``--pause S``: seconds between a click's answer and the next click (a person looks at the result; 0 by default).
@@ -123,8 +123,8 @@ def explore(clicks: int, cold: bool = False, typed: bool = False, random: bool =
     print(f"explore click -> every panel updated in Chromium: median {statistics.median(in_page):.0f} ms in the "
           f"page, from the click event (min {min(in_page):.0f}, max {max(in_page):.0f}); "
           f"{statistics.median(times):.0f} ms from Playwright's click() call ({len(times)} clicks)")
-    first = ("drawn and computed one click ahead" if random else "computed on the click" if cold or typed
-             else "prefetched by the warm-up")
+    first = ("drawn and computed one click ahead" if random else f"typed, Run clicked {pause:g} s later" if typed
+             else "computed on the click" if cold else "prefetched by the warm-up")
     for name, xs in ((f"a scene not clicked before ({first})", new),
                      ("a scene clicked before (the view cache)", cached),
                      ("a scene not clicked before, its first panel (the strip)", first_new)):
