@@ -180,7 +180,7 @@ def cmd_curves(a: argparse.Namespace) -> int:
     from .ablation import LEVEL_TOLERANCE, curves_figure
     tolerance = LEVEL_TOLERANCE if a.tolerance is None else a.tolerance
     for r in curves_figure(a.runs, a.out, tolerance):
-        flat = f"levels off at step {r['levels_off']}" if r["levels_off"] else "still rising at its end"
+        flat = f"levels off at step {r['levels_off']}" if r["levels_off"] is not None else "still rising at its end"
         print(f"{r['run']}: validation mIoU {r['final']:.1f} at the end; {flat}")
     print(f"wrote {a.out}")
     return 0
