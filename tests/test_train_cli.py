@@ -206,3 +206,20 @@ def test_an_imagenet_encoder_from_random_weights_is_refused_before_training(tmp_
     argv = ["train", "--out", str(tmp_path / "run"), "--encoder", "efficientnet-lite0", "--steps", "1"]
     assert main(argv) != 0
     assert "Add --pretrained-backbone" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_the_imagenet_encoder_trains_on_this_oneDNN_path(tmp_path):
+    """T on EfficientNet-Lite0 from the shipped ImageNet weights: two training steps on this CPU's kernels (and
+    again under AVX2 and AVX512_CORE in `make test`; the scratch encoder's strided 1x1 skip once crashed on some),
+    and the encoder's weights move and stay finite."""
+    from safetensors.torch import load_file
+
+    from gioada.constants import ASSETS
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), "--encoder", "efficientnet-lite0", "--pretrained-backbone", "--steps", "2",
+                 "--height", "64", "--width", "192", "--crop-height", "32", "--crop-width", "96", "--batch-size", "2",
+                 "--eval-scenes", "2", "--val-scenes", "2"]) == 0
+    trained = load_model(out).task_network.backbone.state_dict()
+    shipped = load_file(ASSETS / "backbones" / "efficientnet-lite0.safetensors")
+    assert all(torch.isfinite(v).all() for v in trained.values())
+    assert not torch.equal(trained["stem.0.weight"], shipped["stem.0.weight"].float())
